@@ -1,0 +1,42 @@
+# Two things a newcomer runs: `make book` and `make test`. Both create or reuse
+# the project-local virtual environment in .venv.
+VENV   ?= .venv
+PY     := $(VENV)/bin/python
+STAMP  := $(VENV)/.crowdkit-installed
+PROFILE ?= default
+JOBS   ?= 1
+
+# Set before any Python starts: retinaface breaks when TensorFlow was imported
+# through another package first, unless legacy Keras is forced.
+export TF_USE_LEGACY_KERAS := 1
+export JUPYTER_PATH := $(abspath $(VENV))/share/jupyter
+
+.PHONY: setup book test lab bench clean-runs
+
+setup: $(STAMP)
+
+$(STAMP): requirements.txt requirements-nodeps.txt pyproject.toml
+	test -x $(PY) || python3 -m venv $(VENV)
+	$(PY) -m pip install --quiet --disable-pip-version-check -r requirements.txt
+	$(PY) -m pip install --quiet --disable-pip-version-check --no-deps -r requirements-nodeps.txt
+	$(PY) -m pip install --quiet --disable-pip-version-check --no-deps --no-build-isolation -e .
+	$(PY) -m ipykernel install --sys-prefix --name crowdkit --display-name "Python (crowdkit)" --env TF_USE_LEGACY_KERAS 1
+	$(VENV)/bin/crowdkit weights install-dlib
+	touch $(STAMP)
+
+book: setup
+	$(VENV)/bin/crowdkit data check
+	$(VENV)/bin/crowdkit book build --profile $(PROFILE) --jobs $(JOBS)
+
+test: setup
+	$(VENV)/bin/crowdkit data check
+	$(PY) -m pytest
+
+lab: setup
+	$(VENV)/bin/jupyter lab notebooks/
+
+bench: setup
+	$(VENV)/bin/crowdkit bench find
+
+clean-runs:
+	rm -rf book/runs _build

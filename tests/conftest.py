@@ -1,0 +1,39 @@
+"""Shared test fixtures: real photos from the data folder (../shared/data or CROWDKIT_DATA)."""
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+
+os.environ.setdefault("TF_USE_LEGACY_KERAS", "1")
+
+
+@pytest.fixture(scope="session")
+def data_root() -> Path:
+    from crowdkit import config
+
+    return config.data_root()
+
+
+@pytest.fixture(scope="session")
+def fixtures_dir(data_root: Path) -> Path:
+    return data_root / "fixtures"
+
+
+@pytest.fixture(scope="session")
+def examples_dir(fixtures_dir: Path) -> Path:
+    return fixtures_dir / "face_recognition" / "examples"
+
+
+@pytest.fixture(scope="session")
+def lfw_dir(data_root: Path) -> Path:
+    return data_root / "lfw" / "images_deepfunneled"
+
+
+@pytest.fixture()
+def isolated_home(tmp_path, monkeypatch) -> Path:
+    """A fresh CROWDKIT_HOME so caches written by a test start empty."""
+    home = tmp_path / "crowdkit_home"
+    monkeypatch.setenv("CROWDKIT_HOME", str(home))
+    return home
