@@ -29,6 +29,10 @@ class ImageReadError(CrowdkitError):
     """A file could not be decoded as an image."""
 
 
+class InvalidImageError(CrowdkitError, ValueError):
+    """An image array has the wrong type, dtype or shape (RGB ``uint8`` (H, W, 3) expected)."""
+
+
 class VideoReadError(CrowdkitError):
     """A video could not be opened or decoded."""
 
