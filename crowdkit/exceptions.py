@@ -59,3 +59,11 @@ class RunFailedError(CrowdkitError):
 
 class ConfigError(CrowdkitError):
     """A parameter, plan or option is invalid."""
+
+
+class DatasetFormatError(CrowdkitError):
+    """A dataset file (pairs list, label file, file name) does not follow its documented format."""
+
+
+class LookupTableMismatchError(CrowdkitError):
+    """A lookup table was built with a different classifier than the one asked for."""
