@@ -15,7 +15,7 @@ import sys
 from ..exceptions import CrowdkitError
 
 #: Sub-modules of crowdkit.cli, one per group of verbs.
-COMMAND_MODULES = ("data", "weights", "faces", "bench")
+COMMAND_MODULES = ("data", "weights", "faces", "bench", "annotations")
 
 
 def build_parser() -> argparse.ArgumentParser:
