@@ -1,0 +1,81 @@
+"""``crowdkit run PLAN.yaml`` and ``crowdkit book build``."""
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+import yaml
+
+from ..exceptions import ConfigError
+
+
+def register(subparsers) -> None:
+    run = subparsers.add_parser("run", help="execute a run plan's notebooks with papermill",
+                                description="Execute a plan's notebooks with papermill; unchanged runs are skipped.")
+    run.add_argument("plan", type=Path, help="plan file, e.g. data/plans/crowd.yaml")
+    run.add_argument("--only", action="append", default=[], metavar="NAME",
+                     help="run only this run (fnmatch pattern; repeatable); its dependencies come along")
+    _common(run)
+    run.add_argument("-p", "--parameter", nargs=2, action="append", default=[], metavar=("NAME", "VALUE"),
+                     help="override a parameter for every run (VALUE is read as YAML: 0.65, true, [a, b])")
+    run.add_argument("-f", "--parameters-file", type=Path, help="YAML file of parameter overrides")
+    run.set_defaults(handler=_run)
+
+    book = subparsers.add_parser("book", help="build the book: every plan, then Jupyter Book")
+    verbs = book.add_subparsers(dest="verb", required=True)
+    build = verbs.add_parser("build", help="run every plan in data/plans, then `jupyter-book build`")
+    _common(build)
+    build.add_argument("--root", type=Path, default=None, help="project folder (default: this checkout)")
+    build.add_argument("--no-html", action="store_true", help="run the notebooks only")
+    build.set_defaults(handler=_book_build)
+
+
+def _common(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--profile", default="default", help="quick, default or full (default: default)")
+    parser.add_argument("--jobs", type=int, default=1, help="notebooks run in parallel (default 1)")
+    parser.add_argument("--executor", choices=("local", "dask"), default="local")
+    parser.add_argument("--scheduler", help="Dask scheduler address for --executor dask (tcp://HOST:8786)")
+    parser.add_argument("--kernel", default="crowdkit", help="Jupyter kernel name (default: crowdkit)")
+    parser.add_argument("--force", action="store_true", help="re-run even unchanged runs")
+
+
+def _overrides(args) -> dict:
+    overrides = {}
+    if args.parameters_file:
+        try:
+            loaded = yaml.safe_load(args.parameters_file.read_text(encoding="utf-8")) or {}
+        except (OSError, yaml.YAMLError) as error:
+            raise ConfigError(f"cannot read parameters file {args.parameters_file}: {error}") from error
+        if not isinstance(loaded, dict):
+            raise ConfigError(f"{args.parameters_file} must hold a mapping of parameter: value")
+        overrides.update(loaded)
+    for name, value in args.parameter:
+        overrides[name] = yaml.safe_load(value)
+    return overrides
+
+
+def _run(args) -> int:
+    from .. import runs
+
+    if args.jobs < 1:
+        raise ConfigError("--jobs must be at least 1")
+    plan = runs.load_plan(args.plan, args.profile, overrides=_overrides(args)).select(args.only)
+    results = runs.run_plan(plan, jobs=args.jobs, executor=args.executor, scheduler=args.scheduler,
+                            kernel=args.kernel, force=args.force)
+    print(runs.format_timings(results))
+    return 0
+
+
+def _book_build(args) -> int:
+    from .. import runs
+
+    if args.jobs < 1:
+        raise ConfigError("--jobs must be at least 1")
+    result = runs.build_book(args.root, profile=args.profile, jobs=args.jobs, executor=args.executor,
+                             scheduler=args.scheduler, kernel=args.kernel, force=args.force, html=not args.no_html)
+    print(runs.format_timings(result.runs))
+    if result.skipped_plans:
+        print(f"left out (notebook not written yet): {len(result.skipped_plans)} runs")
+    print(f"notebooks: {result.seconds_runs:.1f} s, HTML: {result.seconds_html:.1f} s"
+          + ("" if args.no_html else f" -> {result.html_dir / 'index.html'}"))
+    return 0
