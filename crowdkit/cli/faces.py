@@ -1,0 +1,117 @@
+"""``crowdkit find`` and ``crowdkit verify``: search a gallery for a person, compare two photos."""
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import sys
+
+logger = logging.getLogger(__name__)
+
+DETECTOR_NAMES = ("mtcnn", "retinaface", "dlib-hog", "dlib-mmod", "opencv")
+
+
+def _model_names() -> list[str]:
+    try:
+        from ..embed import EMBEDDERS
+
+        return EMBEDDERS.names()
+    except Exception:  # noqa: BLE001 - the help text must never fail
+        return ["dlib", "arcface", "facenet"]
+
+
+def _thresholds_help() -> str:
+    """Each model's default thresholds, read from the backend classes (no weights loaded)."""
+    lines = ["default thresholds (distance <= threshold means same person):"]
+    try:
+        from ..embed import EMBEDDERS
+
+        for name in EMBEDDERS.names():
+            cls = EMBEDDERS.get(name)
+            thresholds = getattr(cls, "thresholds", None) or {}
+            shown = ", ".join(f"{metric} {value:g}" for metric, value in sorted(thresholds.items()))
+            lines.append(f"  {name}: {shown or '(none)'}")
+    except Exception as error:  # noqa: BLE001
+        lines.append(f"  (could not read the models' thresholds: {error})")
+    return "\n".join(lines)
+
+
+def register(subparsers: argparse._SubParsersAction) -> None:
+    from ..match import METRICS
+
+    find = subparsers.add_parser(
+        "find",
+        help="search a folder of photos or a video for the person in the query photo(s)",
+        description="Detect, align and embed every face in the gallery (cached per image) and compare it "
+        "with the closest query photo. Writes one row per detected face.",
+        epilog=_thresholds_help(),
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    find.add_argument("--query", action="append", required=True, metavar="PHOTO",
+                      help="photo of the person searched for (repeat for several photos of the same person)")
+    find.add_argument("--gallery", required=True, metavar="DIR_OR_VIDEO",
+                      help="folder of images (searched recursively) or a video file")
+    find.add_argument("--detector", default="mtcnn", choices=DETECTOR_NAMES, help="face detector (default mtcnn)")
+    find.add_argument("--model", default="dlib", choices=_model_names(), help="embedding model (default dlib)")
+    find.add_argument("--metric", default="cosine", choices=METRICS, help="distance (default cosine)")
+    find.add_argument("--threshold", type=float, default=None,
+                      help="decision threshold (default: the model's value for the metric, listed below)")
+    find.add_argument("--stride", type=int, default=1, help="for a video gallery: every N-th frame (default 1)")
+    find.add_argument("--on-many", default="largest", choices=("largest", "refuse"),
+                      help="a query photo with several faces: use the largest (default) or refuse")
+    find.add_argument("--out", required=True, metavar="RESULTS.parquet", help="where to write the table (parquet)")
+    find.set_defaults(handler=_find)
+
+    verify = subparsers.add_parser(
+        "verify",
+        help="do two photos show the same person?",
+        epilog=_thresholds_help(),
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    verify.add_argument("a", metavar="A.jpg")
+    verify.add_argument("b", metavar="B.jpg")
+    verify.add_argument("--model", default="dlib", choices=_model_names(), help="embedding model (default dlib)")
+    verify.add_argument("--detector", default="mtcnn", choices=DETECTOR_NAMES, help="face detector (default mtcnn)")
+    verify.add_argument("--metric", default="cosine", choices=METRICS, help="distance (default cosine)")
+    verify.add_argument("--threshold", type=float, default=None, help="decision threshold (default: the model's)")
+    verify.add_argument("--json", action="store_true", help='print {"distance": ..., "threshold": ..., "verified": ...}')
+    verify.set_defaults(handler=_verify)
+
+
+def _find(args: argparse.Namespace) -> int:
+    from ..exceptions import ConfigError
+    from ..faces import find
+    from ..io import atomic_path
+
+    if not args.out.endswith(".parquet"):
+        raise ConfigError(f"--out must name a .parquet file, got {args.out}")
+    table = find(
+        args.query, args.gallery, detector=args.detector, model=args.model, metric=args.metric,
+        threshold=args.threshold, stride=args.stride, on_many=args.on_many,
+    )
+    attrs = dict(table.attrs)
+    table.attrs = {}  # parquet metadata stays plain; the summary line carries them
+    with atomic_path(args.out) as tmp:
+        table.to_parquet(tmp, index=False)
+    source = (f"default for {attrs['model']}/{attrs['metric']}" if attrs["threshold_source"] == "default"
+              else "given with --threshold")
+    skipped = f", {len(attrs['skipped'])} unreadable file(s) skipped" if attrs["skipped"] else ""
+    print(
+        f"{len(table)} face(s) in {attrs['images']} image(s){skipped}; {int(table['decision'].sum())} match(es) "
+        f"at {attrs['metric']} threshold {attrs['threshold']:g} ({source}); wrote {args.out}"
+    )
+    return 0
+
+
+def _verify(args: argparse.Namespace) -> int:
+    from ..faces import verify
+
+    result = verify(args.a, args.b, model=args.model, detector=args.detector, metric=args.metric,
+                    threshold=args.threshold)
+    if args.json:
+        sys.stdout.write(json.dumps(result.to_dict()) + "\n")
+    else:
+        verdict = "same person" if result.verified else "different people"
+        print(f"{verdict}: {result.metric} distance {result.distance:.4f} vs threshold {result.threshold:g} "
+              f"(model {result.model})")
+    return 0
