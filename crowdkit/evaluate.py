@@ -1,0 +1,479 @@
+"""LFW View 2 verification, per-group error rates, and identity classification on embeddings.
+
+The verification protocol follows davidsandberg/facenet's ``lfw.evaluate``
+(``validate_on_lfw``), with the folds taken from ``pairs.txt`` itself:
+
+* 10 folds of 300 same + 300 different pairs, in file order;
+* for each fold, the accuracy threshold is the one that maximises accuracy on
+  the *other nine* folds and is applied, unchanged, to the held-out fold;
+  accuracy is reported as mean ± std over the 10 held-out folds;
+* VAL @ FAR: on the nine training folds the threshold whose false-accept rate
+  equals the target (1e-3) is found by linear interpolation of FAR over the
+  sorted different-pair distances; VAL and FAR are then measured on the
+  held-out fold and averaged;
+* ROC (``sklearn.metrics.roc_curve`` over all pairs, score = −distance), AUC
+  and EER (where FNR = FPR, solved with ``scipy.optimize.brentq``).
+
+A pair is predicted "same person" when its distance is ``<= threshold``.
+
+Typical use::
+
+    pairs = embed_lfw_pairs("dlib")                 # cached after the first call
+    result = lfw_protocol(pairs.distances, pairs.issame, pairs.folds)
+    result.accuracy, result.std, result.val, result.auc
+"""
+from __future__ import annotations
+
+import hashlib
+import logging
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Callable, Mapping, Sequence
+
+import numpy as np
+
+from . import config
+from .exceptions import ConfigError, DataNotFoundError
+from .io import atomic_path, read_image
+
+log = logging.getLogger(__name__)
+
+#: The FAR at which VAL (TAR) is reported, as in FaceNet.
+FAR_TARGET = 1e-3
+
+
+# --------------------------------------------------------------------------- distances
+
+def paired_distances(a: np.ndarray, b: np.ndarray, *, metric: str = "euclidean_l2") -> np.ndarray:
+    """Row-wise distance between ``a[i]`` and ``b[i]``; both (N, D). Returns float64 (N,).
+
+    ``metric``: ``"euclidean_l2"`` (euclidean on L2-normalised rows, FaceNet's
+    choice), ``"euclidean"`` (raw, dlib's) or ``"cosine"`` (1 − cos).
+    """
+    a = np.asarray(a, dtype=np.float64)
+    b = np.asarray(b, dtype=np.float64)
+    if a.shape != b.shape or a.ndim != 2:
+        raise ConfigError(f"paired embeddings must both be (N, D), got {a.shape} and {b.shape}")
+    if metric in ("euclidean_l2", "cosine"):
+        a = a / np.maximum(np.linalg.norm(a, axis=1, keepdims=True), 1e-12)
+        b = b / np.maximum(np.linalg.norm(b, axis=1, keepdims=True), 1e-12)
+    if metric == "cosine":
+        return np.clip(1.0 - (a * b).sum(1), 0.0, 2.0)
+    if metric not in ("euclidean", "euclidean_l2"):
+        raise ConfigError(f"unknown metric {metric!r}; known: euclidean_l2, euclidean, cosine")
+    return np.linalg.norm(a - b, axis=1)
+
+
+# --------------------------------------------------------------------------- protocol
+
+@dataclass(frozen=True, eq=False)
+class LFWResult:
+    """LFW verification result (all rates in [0, 1]).
+
+    Attributes
+    ----------
+    accuracy, std : mean and standard deviation of the held-out-fold accuracies.
+    val, val_std, far : VAL (TAR) and the achieved FAR at the ``far_target``
+        threshold, mean over folds (``val_std`` its std).
+    auc, eer : area under the ROC curve and equal error rate, over all pairs.
+    fpr, tpr, roc_thresholds : (K,) ROC points; ``roc_thresholds`` are distances.
+    fold_accuracy, fold_thresholds, fold_val, fold_far, fold_val_thresholds : (n_folds,)
+    threshold : median of the per-fold accuracy thresholds (a single global
+        operating point, used for per-group error rates).
+    val_threshold : median of the per-fold VAL thresholds.
+    """
+
+    accuracy: float
+    std: float
+    val: float
+    val_std: float
+    far: float
+    far_target: float
+    auc: float
+    eer: float
+    threshold: float
+    val_threshold: float
+    n_pairs: int
+    n_folds: int
+    fpr: np.ndarray = field(repr=False)
+    tpr: np.ndarray = field(repr=False)
+    roc_thresholds: np.ndarray = field(repr=False)
+    fold_accuracy: np.ndarray = field(repr=False)
+    fold_thresholds: np.ndarray = field(repr=False)
+    fold_val: np.ndarray = field(repr=False)
+    fold_far: np.ndarray = field(repr=False)
+    fold_val_thresholds: np.ndarray = field(repr=False)
+
+    def summary(self) -> dict[str, float]:
+        """The headline numbers as plain floats (the CLI's JSON line)."""
+        return {
+            "accuracy": float(self.accuracy), "std": float(self.std),
+            "val": float(self.val), "val_std": float(self.val_std),
+            "far": float(self.far), "far_target": float(self.far_target),
+            "auc": float(self.auc), "eer": float(self.eer),
+            "threshold": float(self.threshold), "n_pairs": int(self.n_pairs), "n_folds": int(self.n_folds),
+        }
+
+
+def best_accuracy_threshold(distances: np.ndarray, issame: np.ndarray) -> tuple[float, float]:
+    """The threshold maximising accuracy of ``distance <= t`` ⇒ same, and that accuracy.
+
+    Exact: every midpoint between consecutive sorted distances is tried (plus
+    one below the smallest and one above the largest). Ties go to the smallest
+    threshold, like ``np.argmax`` over FaceNet's grid.
+    """
+    d = np.asarray(distances, dtype=np.float64)
+    same = np.asarray(issame, dtype=bool)
+    order = np.argsort(d, kind="stable")
+    d, same = d[order], same[order]
+    n = len(d)
+    # Accept the first k pairs (k = 0..n): correct = same among first k + different among the rest.
+    same_cum = np.concatenate([[0], np.cumsum(same)])
+    diff_total = n - same.sum()
+    diff_cum = np.arange(n + 1) - same_cum
+    correct = same_cum + (diff_total - diff_cum)
+    # Only cut between distinct distances.
+    valid = np.ones(n + 1, dtype=bool)
+    valid[1:n] = d[1:] > d[:-1]
+    correct = np.where(valid, correct, -1)
+    k = int(np.argmax(correct))
+    if k == 0:
+        t = d[0] - 1e-6
+    elif k == n:
+        t = d[-1] + 1e-6
+    else:
+        t = 0.5 * (d[k - 1] + d[k])
+    return float(t), float(correct[k] / n)
+
+
+def far_threshold(distances: np.ndarray, issame: np.ndarray, far_target: float = FAR_TARGET) -> float:
+    """The distance threshold whose false-accept rate is ``far_target``, by linear interpolation.
+
+    FAR(t) = fraction of different pairs with distance <= t. With the
+    different-pair distances sorted, FAR(d_(i)) = i / m; the target is
+    interpolated between those points, with FAR = 0 just below d_(1). As in
+    FaceNet, when the target lies below every reachable FAR the threshold is
+    the one where FAR = 0.
+    """
+    d = np.asarray(distances, dtype=np.float64)
+    diff = np.sort(d[~np.asarray(issame, dtype=bool)])
+    m = len(diff)
+    if m == 0:
+        raise ConfigError("FAR needs different-person pairs; the selection holds none")
+    fars = np.arange(0, m + 1) / m
+    thresholds = np.concatenate([[diff[0] - 1e-6], diff])
+    # Ties: keep, for each distinct distance, its largest FAR.
+    keep = np.ones(m + 1, dtype=bool)
+    keep[1:m] = diff[1:] > diff[:-1]
+    return float(np.interp(far_target, fars[keep], thresholds[keep]))
+
+
+def _val_far(threshold: float, distances: np.ndarray, issame: np.ndarray) -> tuple[float, float]:
+    accept = distances <= threshold
+    n_same = issame.sum()
+    n_diff = (~issame).sum()
+    val = accept[issame].sum() / n_same if n_same else float("nan")
+    far = accept[~issame].sum() / n_diff if n_diff else float("nan")
+    return float(val), float(far)
+
+
+def equal_error_rate(fpr: np.ndarray, tpr: np.ndarray) -> float:
+    """The EER: the FPR where FPR = 1 − TPR, by root-finding on the interpolated ROC."""
+    from scipy.interpolate import interp1d
+    from scipy.optimize import brentq
+
+    f = interp1d(fpr, tpr, kind="linear", bounds_error=False, fill_value=(0.0, 1.0))
+    try:
+        return float(brentq(lambda x: 1.0 - x - f(x), 0.0, 1.0))
+    except ValueError:  # no sign change: degenerate ROC
+        return float("nan")
+
+
+def lfw_protocol(distances: np.ndarray, issame: np.ndarray, folds: np.ndarray, *,
+                 far_target: float = FAR_TARGET) -> LFWResult:
+    """Run the 10-fold LFW protocol on precomputed pair distances.
+
+    Parameters
+    ----------
+    distances : (N,) float — distance of each pair (smaller = more alike).
+    issame : (N,) bool — ground truth.
+    folds : (N,) int — each pair's fold (from the pairs file, not a reshuffle).
+    far_target : FAR for VAL (default 1e-3).
+    """
+    from sklearn.metrics import auc as sk_auc
+    from sklearn.metrics import roc_curve
+
+    d = np.asarray(distances, dtype=np.float64)
+    same = np.asarray(issame, dtype=bool)
+    folds = np.asarray(folds)
+    if not (d.shape == same.shape == folds.shape) or d.ndim != 1:
+        raise ConfigError(f"distances, issame and folds must be (N,) alike, got {d.shape}, {same.shape}, {folds.shape}")
+    if not np.isfinite(d).all():
+        raise ConfigError(f"{int((~np.isfinite(d)).sum())} pair distances are not finite; embed every image first")
+    fold_ids = np.unique(folds)
+    if len(fold_ids) < 2:
+        raise ConfigError("the protocol needs at least 2 folds (View 2 has 10); for a single fold use "
+                          "best_accuracy_threshold() directly")
+    acc, thr, vals, fars, vthr = [], [], [], [], []
+    for fold in fold_ids:
+        test = folds == fold
+        train = ~test
+        t, _ = best_accuracy_threshold(d[train], same[train])
+        thr.append(t)
+        acc.append(np.mean((d[test] <= t) == same[test]))
+        vt = far_threshold(d[train], same[train], far_target)
+        vthr.append(vt)
+        v, f = _val_far(vt, d[test], same[test])
+        vals.append(v)
+        fars.append(f)
+    fpr, tpr, roc_thr = roc_curve(same.astype(int), -d)
+    return LFWResult(
+        accuracy=float(np.mean(acc)), std=float(np.std(acc)),
+        val=float(np.nanmean(vals)), val_std=float(np.nanstd(vals)), far=float(np.nanmean(fars)),
+        far_target=float(far_target), auc=float(sk_auc(fpr, tpr)), eer=equal_error_rate(fpr, tpr),
+        threshold=float(np.median(thr)), val_threshold=float(np.median(vthr)),
+        n_pairs=int(len(d)), n_folds=int(len(fold_ids)),
+        fpr=fpr, tpr=tpr, roc_thresholds=-roc_thr,
+        fold_accuracy=np.asarray(acc), fold_thresholds=np.asarray(thr),
+        fold_val=np.asarray(vals), fold_far=np.asarray(fars), fold_val_thresholds=np.asarray(vthr),
+    )
+
+
+# --------------------------------------------------------------------------- embeddings
+
+#: Image status codes stored beside cached embeddings.
+FACE_FOUND, CENTRE_FALLBACK, NO_FACE = 0, 1, 2
+
+#: Where the face sits in an LFW deep-funneled 250×250 image (dlib HOG's usual box), as fractions.
+_CENTRE_BOX = (0.308, 0.356, 0.724, 0.768)
+
+
+class DlibFaceEmbedder:
+    """dlib's own face-recognition pipeline, as dlib measured its 99.38 % on LFW.
+
+    HOG detector (no upsampling, then 1× upsampling if nothing was found) →
+    5-point shape predictor → dlib's 150 px face chip (padding 0.25) → ResNet
+    128-d descriptor; euclidean distance, threshold 0.6.
+
+    ``choose="centre"`` keeps the face nearest the image centre (LFW's subject
+    is the centred face); ``"largest"`` keeps the biggest one (training photos).
+    ``fallback="centre"`` embeds a fixed central box when no face is found
+    (LFW's deep-funneled images are already centred); ``"skip"`` marks the
+    image NO_FACE and returns a NaN row.
+    """
+
+    name = "dlib"
+    metric = "euclidean"
+    dim = 128
+    version = "dlib-native-1"  # bump when the pipeline changes: it keys the cache
+
+    def __init__(self, *, choose: str = "centre", fallback: str = "centre") -> None:
+        import dlib
+
+        from . import weights
+
+        if choose not in ("centre", "largest") or fallback not in ("centre", "skip"):
+            raise ConfigError(f"choose must be centre|largest and fallback centre|skip, got {choose!r}, {fallback!r}")
+        self.choose, self.fallback = choose, fallback
+        self._dlib = dlib
+        self._detector = dlib.get_frontal_face_detector()
+        self._shape = dlib.shape_predictor(str(weights.require("dlib-shape5")))
+        self._net = dlib.face_recognition_model_v1(str(weights.require("dlib-resnet")))
+
+    def _pick(self, rects, shape: tuple[int, ...]):
+        if self.choose == "largest":
+            return max(rects, key=lambda r: r.width() * r.height())
+        cy, cx = shape[0] / 2, shape[1] / 2
+        return min(rects, key=lambda r: (r.center().x - cx) ** 2 + (r.center().y - cy) ** 2)
+
+    def embed_image(self, image: np.ndarray) -> tuple[np.ndarray, int]:
+        """(128,) float32 descriptor and a status code for one RGB uint8 image."""
+        rects = list(self._detector(image, 0)) or list(self._detector(image, 1))
+        status = FACE_FOUND
+        if rects:
+            rect = self._pick(rects, image.shape)
+        elif self.fallback == "centre":
+            h, w = image.shape[:2]
+            x1, y1, x2, y2 = _CENTRE_BOX
+            rect = self._dlib.rectangle(int(x1 * w), int(y1 * h), int(x2 * w), int(y2 * h))
+            status = CENTRE_FALLBACK
+        else:
+            return np.full(self.dim, np.nan, dtype=np.float32), NO_FACE
+        shape = self._shape(image, rect)
+        chip = self._dlib.get_face_chip(image, shape, size=150, padding=0.25)
+        return np.asarray(self._net.compute_face_descriptor(chip), dtype=np.float32), status
+
+    def embed_paths(self, paths: Sequence[Path], *, progress: bool = True) -> tuple[np.ndarray, np.ndarray]:
+        from tqdm.auto import tqdm
+
+        out = np.empty((len(paths), self.dim), dtype=np.float32)
+        status = np.empty(len(paths), dtype=np.int8)
+        for i, path in enumerate(tqdm(paths, desc="dlib embeddings", unit="img", disable=not progress)):
+            out[i], status[i] = self.embed_image(read_image(path))
+        return out, status
+
+
+def cached_embeddings(keys: Sequence[str], compute: Callable[[list[int]], tuple[np.ndarray, np.ndarray]],
+                      cache_file: Path) -> tuple[np.ndarray, np.ndarray]:
+    """Embeddings for ``keys`` (e.g. relative image paths), computing only those not in ``cache_file``.
+
+    ``compute(indices)`` returns ``(embeddings (k, D), status (k,))`` for
+    ``keys[indices]``. The npz cache (keys, embeddings, status) is rewritten
+    atomically with the union of old and new rows; it is safe to delete.
+    """
+    keys = list(keys)
+    known: dict[str, int] = {}
+    old_keys, old_emb, old_status = [], None, None
+    if cache_file.is_file():
+        with np.load(cache_file, allow_pickle=False) as data:
+            old_keys = [str(k) for k in data["keys"]]
+            old_emb, old_status = data["embeddings"], data["status"]
+        known = {k: i for i, k in enumerate(old_keys)}
+    missing = sorted({i for i, k in enumerate(keys) if k not in known}, key=lambda i: keys[i])
+    missing_keys = list(dict.fromkeys(keys[i] for i in missing))
+    if missing_keys:
+        first_index = {}
+        for i in missing:
+            first_index.setdefault(keys[i], i)
+        new_emb, new_status = compute([first_index[k] for k in missing_keys])
+        all_keys = old_keys + missing_keys
+        all_emb = new_emb if old_emb is None else np.concatenate([old_emb, new_emb])
+        all_status = new_status if old_status is None else np.concatenate([old_status, new_status])
+        with atomic_path(cache_file) as tmp:
+            with open(tmp, "wb") as fh:
+                np.savez(fh, keys=np.asarray(all_keys), embeddings=all_emb, status=all_status)
+        known = {k: i for i, k in enumerate(all_keys)}
+        old_emb, old_status = all_emb, all_status
+    rows = np.array([known[k] for k in keys], dtype=np.int64)
+    return old_emb[rows], old_status[rows]
+
+
+@dataclass(frozen=True, eq=False)
+class PairEmbeddings:
+    """Embeddings of both images of every LFW pair.
+
+    Attributes
+    ----------
+    model : the model's name (``"dlib"`` or a checkpoint path).
+    metric : the distance the model is meant to be compared with.
+    names_a, names_b : (N,) identity of each pair's images (LFW folder names).
+    embeddings_a, embeddings_b : (N, D) float32.
+    issame : (N,) bool;  folds : (N,) int.
+    n_images : unique images embedded;  n_fallbacks : of those, how many had no
+        detectable face and were embedded from the central box.
+    """
+
+    model: str
+    metric: str
+    names_a: np.ndarray = field(repr=False)
+    names_b: np.ndarray = field(repr=False)
+    embeddings_a: np.ndarray = field(repr=False)
+    embeddings_b: np.ndarray = field(repr=False)
+    issame: np.ndarray = field(repr=False)
+    folds: np.ndarray = field(repr=False)
+    n_images: int = 0
+    n_fallbacks: int = 0
+
+    @property
+    def distances(self) -> np.ndarray:
+        return paired_distances(self.embeddings_a, self.embeddings_b, metric=self.metric)
+
+    def protocol(self, *, far_target: float = FAR_TARGET) -> LFWResult:
+        return lfw_protocol(self.distances, self.issame, self.folds, far_target=far_target)
+
+
+def limit_pairs(folds: np.ndarray, same: np.ndarray, n_pairs: int | None) -> np.ndarray:
+    """Indices of about ``n_pairs`` pairs: the first same and different pairs of every fold, equally many.
+
+    Keeps the fold structure, so the 10-fold protocol still applies to a quick subset.
+    """
+    folds, same = np.asarray(folds), np.asarray(same, dtype=bool)
+    if n_pairs is None or n_pairs >= len(folds):
+        return np.arange(len(folds))
+    per_class = max(1, n_pairs // (2 * len(np.unique(folds))))
+    keep = [np.flatnonzero((folds == f) & (same == s))[:per_class] for f in np.unique(folds) for s in (True, False)]
+    return np.sort(np.concatenate(keep))
+
+
+def _model_key(model: str) -> str:
+    if model == "dlib":
+        return DlibFaceEmbedder.version
+    path = Path(model)
+    if not path.is_file():
+        raise DataNotFoundError(f"model {model!r} is neither 'dlib' nor a checkpoint file; "
+                                "pass --model dlib or the path of a .pt written by crowdkit.train")
+    from .io import sha256_file
+
+    return "ckpt-" + sha256_file(path)[:16]
+
+
+def embed_paths(model: str, paths: Sequence[Path], *, root: Path, cache_name: str,
+                progress: bool = True) -> tuple[np.ndarray, np.ndarray, str]:
+    """Embeddings (N, D) and statuses (N,) of image files for ``model`` ("dlib" or a checkpoint), cached.
+
+    Keys are paths relative to ``root``; the cache lives in
+    ``config.cache_dir(cache_name)/<model key>.npz``. Returns the model's metric too.
+    """
+    key = _model_key(model)
+    keys = [str(Path(p).relative_to(root)) for p in paths]
+    cache_file = config.cache_dir(cache_name) / f"{key}.npz"
+    if model == "dlib":
+        state: dict[str, DlibFaceEmbedder] = {}
+
+        def compute(idx: list[int]) -> tuple[np.ndarray, np.ndarray]:
+            embedder = state.setdefault("e", DlibFaceEmbedder(choose="centre", fallback="centre"))
+            return embedder.embed_paths([paths[i] for i in idx], progress=progress)
+
+        emb, status = cached_embeddings(keys, compute, cache_file)
+        return emb, status, DlibFaceEmbedder.metric
+    from .train import load_model  # lazy: torch
+
+    trained = load_model(model)
+
+    def compute_trained(idx: list[int]) -> tuple[np.ndarray, np.ndarray]:
+        return trained.embed_paths([paths[i] for i in idx], root=root, cache_name=cache_name, progress=progress)
+
+    emb, status = cached_embeddings(keys, compute_trained, cache_file)
+    return emb, status, trained.metric
+
+
+def embed_lfw_pairs(model: str = "dlib", *, pairs_path: str | os.PathLike | None = None,
+                    lfw_root: str | os.PathLike | None = None, n_pairs: int | None = None,
+                    progress: bool = True) -> PairEmbeddings:
+    """Embed every image of the LFW pairs with ``model`` (``"dlib"`` or a trained checkpoint path).
+
+    Each unique image is embedded once and cached under
+    ``config.cache_dir("lfw")``; a second call reads the cache. ``n_pairs``
+    keeps a balanced subset (same number of same/different pairs per fold) for
+    quick builds.
+    """
+    from .datasets import read_lfw_pairs
+
+    pair_set = read_lfw_pairs(pairs_path, images_root=lfw_root)
+    keep = limit_pairs(pair_set.fold, pair_set.same, n_pairs)
+    paths_a = [pair_set.paths1[i] for i in keep]
+    paths_b = [pair_set.paths2[i] for i in keep]
+    root = Path(lfw_root) if lfw_root is not None else Path(pair_set.paths1[0]).parent.parent
+    paths = sorted(set(paths_a) | set(paths_b))
+    emb, status, metric = embed_paths(model, paths, root=root, cache_name="lfw", progress=progress)
+    row = {p: i for i, p in enumerate(paths)}
+    ia = np.array([row[p] for p in paths_a])
+    ib = np.array([row[p] for p in paths_b])
+    n_fallbacks = int((status == CENTRE_FALLBACK).sum())
+    if n_fallbacks:
+        log.info("%d of %d LFW images had no detectable face; embedded from the central box", n_fallbacks, len(paths))
+    return PairEmbeddings(
+        model=str(model), metric=metric,
+        names_a=np.array([p.parent.name for p in paths_a]), names_b=np.array([p.parent.name for p in paths_b]),
+        embeddings_a=emb[ia], embeddings_b=emb[ib],
+        issame=pair_set.same[keep], folds=pair_set.fold[keep], n_images=len(paths), n_fallbacks=n_fallbacks,
+    )
+
+
+def evaluate_lfw(model: str = "dlib", *, pairs_path: str | os.PathLike | None = None,
+                 n_pairs: int | None = None, far_target: float = FAR_TARGET,
+                 progress: bool = True) -> tuple[LFWResult, PairEmbeddings]:
+    """``embed_lfw_pairs`` then ``lfw_protocol``: the CLI's ``crowdkit eval lfw``."""
+    pairs = embed_lfw_pairs(model, pairs_path=pairs_path, n_pairs=n_pairs, progress=progress)
+    return pairs.protocol(far_target=far_target), pairs
