@@ -247,3 +247,21 @@ def summary_table(results: dict[str, ValidationResult]) -> pd.DataFrame:
                "strict_recall": result.strict_counts.as_row()["recall"]}
         rows.append(row)
     return pd.DataFrame(rows).set_index("rule")
+
+
+def examples(outcomes: pd.DataFrame, *, per_outcome: int = 2, seed: int = 0) -> pd.DataFrame:
+    """A few detections of each outcome for a thumbnail table (the study showed two each).
+
+    Picks ``per_outcome`` rows at random (seeded) for each of TP, FP, TN, FN
+    that occurs, sorted by outcome then distance. Outcomes that did not occur
+    are simply absent.
+    """
+    from .metrics import OUTCOMES
+
+    picked = []
+    for outcome in OUTCOMES:
+        rows = outcomes[outcomes["outcome"] == outcome]
+        if len(rows):
+            chosen = rows.sample(min(per_outcome, len(rows)), random_state=seed)
+            picked.append(chosen.sort_values("distance") if "distance" in chosen else chosen)
+    return pd.concat(picked) if picked else outcomes.iloc[:0]

@@ -258,6 +258,9 @@ def main(argv):
 
 
 def test_cli_summary_json(assets, capsys):
+    from crowdkit.cli import COMMAND_MODULES
+
+    assert "annotations" in COMMAND_MODULES
     assert main(["annotations", "summary", str(assets / "cvat_dataset" / "for_video" / "annotations.xml"),
                  "--json"]) == 0
     summary = json.loads(capsys.readouterr().out)

@@ -122,3 +122,14 @@ def test_errors(scene):
 def test_iou_matrix():
     iou = iou_matrix([[0, 0, 10, 10]], [[0, 0, 10, 10], [5, 0, 15, 10], [20, 20, 30, 30], [0, 0, 0, 0]])
     assert iou.round(4).tolist() == [[1.0, 0.3333, 0.0, 0.0]]
+
+
+def test_examples_per_outcome(scene):
+    from crowdkit.validate import examples
+
+    table = _table([(0, 100, 100, 160, 180, d, True) for d in (0.1, 0.2, 0.3)]
+                   + [(0, 500, 10, 540, 60, 0.9, False)])
+    picked = examples(validate(table, scene, "Alice").outcomes, per_outcome=2)
+    assert picked.outcome.tolist() == ["TP", "TP", "TN"] and picked.distance.is_monotonic_increasing
+    assert examples(validate(table, scene, "Alice").outcomes, seed=1).index.isin(table.index).all()
+    assert examples(validate(_table([]), scene, "Alice").outcomes).empty
