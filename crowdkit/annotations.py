@@ -132,20 +132,35 @@ class Annotations:
 
 
 def _parse_xml(path: Path) -> ET.Element:
+    """Parse ``path`` (an XML file, or a CVAT export .zip holding one) with defusedxml."""
+    import zipfile
+
     import defusedxml
     import defusedxml.ElementTree as DET
 
     if not path.is_file():
         raise AnnotationError(f"{path}: no such annotation file")
+    where = str(path)
     try:
+        if zipfile.is_zipfile(path):
+            with zipfile.ZipFile(path) as archive:
+                names = [n for n in archive.namelist() if n.lower().endswith(".xml")]
+                if not names:
+                    raise AnnotationError(f"{path}: a zip archive without an .xml file; is it a CVAT export?")
+                name = min(names, key=lambda n: (n.count("/"), n != "annotations.xml", n))
+                where = f"{path}!{name}"
+                return DET.fromstring(archive.read(name), forbid_dtd=False, forbid_entities=True,
+                                      forbid_external=True)
         return DET.parse(str(path), forbid_dtd=False, forbid_entities=True, forbid_external=True).getroot()
     except defusedxml.DefusedXmlException as error:
         raise AnnotationError(
-            f"{path}: refused: the file declares XML entities or external references ({type(error).__name__}), "
+            f"{where}: refused: the file declares XML entities or external references ({type(error).__name__}), "
             "which CVAT never writes; export the annotations again from CVAT") from error
     except ET.ParseError as error:
         line, column = getattr(error, "position", (0, 0))
-        raise AnnotationError(f"{path}: malformed XML at line {line}, column {column}: {error}") from error
+        raise AnnotationError(f"{where}: malformed XML at line {line}, column {column}: {error}") from error
+    except zipfile.BadZipFile as error:
+        raise AnnotationError(f"{path}: a damaged zip archive ({error})") from error
 
 
 def _text(element: ET.Element | None, tag: str, default: str | None = None) -> str | None:
@@ -168,7 +183,8 @@ def _int(value: str | None, default: int, *, what: str, path: Path) -> int:
 
 def _read_meta(root: ET.Element, path: Path) -> dict:
     meta = root.find("meta")
-    tasks = [] if meta is None else list(meta.iter("task"))
+    # a task export has <meta><task>, a job export <meta><job>, a project export <meta><project><tasks><task>…
+    tasks = [] if meta is None else list(meta.iter("task")) or list(meta.iter("job"))
     task = tasks[0] if tasks else None
     if len(tasks) > 1:
         log.info("%s: a project export with %d tasks; frame range read from the first", path, len(tasks))
@@ -222,7 +238,7 @@ def _coordinates(element: ET.Element, where: str, path: Path) -> tuple[float, fl
 
 
 def read_cvat(path: str | os.PathLike) -> Annotations:
-    """Read a CVAT for video 1.1 or CVAT for images 1.1 XML file (auto-detected).
+    """Read a CVAT for video 1.1 or CVAT for images 1.1 XML file (auto-detected), or a CVAT export .zip.
 
     Boxes are read; other shapes (polygons, points, …) are counted in
     ``ignored_shapes``. Hostile XML (entity declarations, external references)

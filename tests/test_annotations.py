@@ -272,3 +272,20 @@ def test_cli_summary_text_and_error(assets, tmp_path, capsys):
     assert "tracks" in capsys.readouterr().out
     assert main(["annotations", "summary", str(_write(tmp_path, "<annotations"))]) == 2
     assert "malformed XML" in capsys.readouterr().err
+
+
+def test_zip_export_and_job_meta(tmp_path, assets):
+    import zipfile
+
+    source = assets / "cvat_dataset" / "for_video" / "annotations.xml"
+    with zipfile.ZipFile(tmp_path / "task.zip", "w") as archive:
+        archive.write(source, "annotations.xml")
+        archive.writestr("images/frame_000010.png", b"")
+    assert read_cvat(tmp_path / "task.zip").tracks == read_cvat(source).tracks
+    job = source.read_text().replace("<task>", "<job>").replace("</task>", "</job>")
+    ann = read_cvat(_write(tmp_path, job, "job.xml"))
+    assert (ann.frame_count, ann.start_frame, ann.frame_step, ann.width) == (4, 10, 3, 25)
+    with zipfile.ZipFile(tmp_path / "bad.zip", "w") as archive:
+        archive.writestr("annotations.xml", "<annotations><track></annotations>")
+    with pytest.raises(AnnotationError, match=r"bad\.zip!annotations\.xml: malformed XML"):
+        read_cvat(tmp_path / "bad.zip")
