@@ -261,6 +261,20 @@ def split_stratified(index: UTKFaceIndex, *, test_size: float = 0.3, seed: int =
     return index.subset(np.sort(train)), index.subset(np.sort(test))
 
 
+def subsample_per_class(index: UTKFaceIndex, n_per_class: int, *, seed: int = 0) -> UTKFaceIndex:
+    """At most ``n_per_class`` images of each race, a seeded random choice, in file-name order.
+
+    For quick runs (tests, the book's quick profile) that still cover every class.
+    """
+    rng = np.random.default_rng(seed)
+    labels = index.labels
+    chosen: list[int] = []
+    for race in range(len(RACE_NAMES)):
+        members = np.flatnonzero(labels == race)
+        chosen.extend(rng.permutation(members)[:n_per_class].tolist())
+    return index.subset(sorted(chosen))
+
+
 # --------------------------------------------------------------------------- LFW
 
 
