@@ -20,7 +20,7 @@ from __future__ import annotations
 import math
 import warnings
 from dataclasses import dataclass
-from typing import Callable, Iterable, Sequence
+from typing import Callable, Iterable, Mapping, Sequence
 
 import numpy as np
 import pandas as pd
@@ -283,3 +283,50 @@ def bootstrap_ci(values, statistic: Callable = np.mean, *, n: int = 1000, seed: 
     tail = (1 - level) / 2 * 100
     low, high = np.percentile(samples, [tail, 100 - tail])
     return Interval(estimate, float(low), float(high), level)
+
+
+# --------------------------------------------------------------------------- tables
+
+
+def performance_table(confusions: Mapping[str, Confusion], *, display: bool = False, digits: int = 3) -> pd.DataFrame:
+    """One row per named confusion in the study's layout (see :meth:`Confusion.as_row`).
+
+    With ``display=True`` rates become strings and an undefined rate reads
+    ``"undefined"`` (never 0), ready for a book table.
+    """
+    table = pd.DataFrame([{"name": name, **c.as_row()} for name, c in confusions.items()])
+    if table.empty:
+        return table
+    table = table.set_index("name")
+    if display:
+        for column in RATE_COLUMNS:
+            table[column] = table[column].map(lambda v: format_rate(v, digits))
+    return table
+
+
+#: Rate columns of :meth:`Confusion.as_row`.
+RATE_COLUMNS = ("precision", "recall", "f1", "accuracy", "specificity")
+
+
+def check_reported(table: pd.DataFrame, *, tolerance: float = 0.005) -> pd.DataFrame:
+    """Recompute rates from reported counts and flag reported rates that disagree.
+
+    ``table`` has columns ``TP, FP, TN, FN`` and any of ``precision, recall,
+    f1, accuracy`` as printed (fractions, not percent; NaN where the report
+    printed nothing or "undefined"). Returns the table with, per rate,
+    ``<rate>_recomputed`` and ``<rate>_ok``: True when it matches within
+    ``tolerance`` (rounding), False when it disagrees, and also False when the
+    report printed a number where the counts leave the rate undefined.
+    """
+    result = table.copy()
+    confusions = [Confusion(int(r.TP), int(r.FP), int(r.TN), int(r.FN)) for r in table.itertuples()]
+    for rate in ("precision", "recall", "f1", "accuracy"):
+        if rate not in table.columns:
+            continue
+        recomputed = np.array([c.as_row()[rate] for c in confusions], dtype=float)
+        printed = table[rate].to_numpy(dtype=float)
+        both_nan = np.isnan(recomputed) & np.isnan(printed)
+        close = np.isclose(printed, recomputed, atol=tolerance, rtol=0)
+        result[f"{rate}_recomputed"] = recomputed
+        result[f"{rate}_ok"] = both_nan | close
+    return result
