@@ -153,6 +153,14 @@ def _mapping(value: Any, where: str, path: Path) -> dict[str, Any]:
     return dict(value)
 
 
+def _project_of(plan_path: Path) -> Path:
+    """The project a plan belongs to: ``<root>/data/plans/x.yaml`` → ``<root>``, else this checkout."""
+    folder = plan_path.resolve().parent
+    if folder.name == "plans" and folder.parent.name == "data":
+        return folder.parent.parent
+    return config.PROJECT_ROOT
+
+
 def load_plan(path: str | os.PathLike, profile: str = "default", *, root: str | os.PathLike | None = None,
               overrides: Mapping[str, Any] | None = None) -> Plan:
     """Read and validate a plan; parameters merged for ``profile`` and ``overrides`` (command line).
@@ -163,7 +171,7 @@ def load_plan(path: str | os.PathLike, profile: str = "default", *, root: str | 
     skips such plans with a warning; ``crowdkit run`` refuses them).
     """
     path = Path(path)
-    root = Path(root).resolve() if root else config.PROJECT_ROOT
+    root = Path(root).resolve() if root else _project_of(path)
     if not path.is_file():
         raise ConfigError(f"plan {path} does not exist (plans live in {root / 'data' / 'plans'})")
     try:
@@ -187,10 +195,11 @@ def load_plan(path: str | os.PathLike, profile: str = "default", *, root: str | 
         raise ConfigError(f"{path}: profiles must be a mapping of profile name to overrides")
     if profile not in profiles and profile != "default":
         raise ConfigError(f"{path}: unknown profile {profile!r} (known: {', '.join(sorted(set(profiles) | {'default'}))})")
+    for profile_name, entry in profiles.items():  # every profile is checked, not only the one asked for
+        if not isinstance(entry, (Mapping, type(None))):
+            raise ConfigError(f"{path}: profile {profile_name!r} must be a mapping with 'parameters' and/or 'runs'")
+        _check_keys(entry or {}, _PROFILE_KEYS, f"profile {profile_name!r}", path)
     chosen = profiles.get(profile) or {}
-    if not isinstance(chosen, Mapping):
-        raise ConfigError(f"{path}: profile {profile!r} must be a mapping with 'parameters' and/or 'runs'")
-    _check_keys(chosen, _PROFILE_KEYS, f"profile {profile!r}", path)
     profile_params = _mapping(chosen.get("parameters"), f"profiles.{profile}.parameters", path)
     extra = _mapping(overrides, "command-line parameters", path)
 
@@ -539,8 +548,10 @@ class _Executor:
         return future
 
     def __exit__(self, *exc) -> None:
-        if self._pool is not None:
+        if isinstance(self._pool, cf.ProcessPoolExecutor):
             self._pool.shutdown(wait=True, cancel_futures=True)
+        elif self._pool is not None:  # dask's ClientExecutor: futures not yet run were cancelled above
+            self._pool.shutdown(wait=True)
         if self._client is not None and self._client is not self.scheduler:
             self._client.close()
 
