@@ -304,6 +304,14 @@ def _read_video(root: ET.Element, meta: dict, path: Path) -> Annotations:
             for frame, xyxy, outside, occluded, keyframe, attrs in raw)
         tracks.append(Track(track_id, label, boxes, track_attributes))
     ignored.update(child.tag for child in root if child.tag in _OTHER_SHAPES)
+    rotated = sum(float(b.get("rotation", "0") or 0) != 0 for t in root.findall("track") for b in t.findall("box"))
+    if rotated:
+        log.warning("%s: %d rotated box(es); rotation is ignored (the axis-aligned box before rotation is used)",
+                    path, rotated)
+    off_grid = sorted({b.frame for t in tracks for b in t.boxes if (b.frame - start) % step})
+    if off_grid:
+        log.warning("%s: box(es) at frame(s) %s are not on the task's frame grid (start %d, step %d)",
+                    path, off_grid[:5], start, step)
     if size < 0:  # no meta: the task spans what the file names
         frames = [b.frame for t in tracks for b in t.boxes]
         size = (max(frames) - start) // step + 1 if frames else 0

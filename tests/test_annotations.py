@@ -289,3 +289,13 @@ def test_zip_export_and_job_meta(tmp_path, assets):
         archive.writestr("annotations.xml", "<annotations><track></annotations>")
     with pytest.raises(AnnotationError, match=r"bad\.zip!annotations\.xml: malformed XML"):
         read_cvat(tmp_path / "bad.zip")
+
+
+def test_rotation_and_off_grid_are_reported(tmp_path, caplog):
+    box = ('<box frame="3" outside="0" occluded="0" keyframe="1" xtl="1" ytl="1" xbr="5" ybr="4" rotation="15"/>')
+    text = VIDEO.format(size=10, stop=9, boxes=box).replace("<start_frame>0</start_frame>",
+                                                           "<start_frame>0</start_frame><frame_filter>step=2</frame_filter>")
+    with caplog.at_level("WARNING", logger="crowdkit.annotations"):
+        ann = read_cvat(_write(tmp_path, text))
+    assert ann.tracks[0].boxes[0].xyxy == (1.0, 1.0, 5.0, 4.0)
+    assert "rotated" in caplog.text and "not on the task's frame grid" in caplog.text
