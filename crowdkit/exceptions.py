@@ -67,3 +67,7 @@ class DatasetFormatError(CrowdkitError):
 
 class LookupTableMismatchError(CrowdkitError):
     """A lookup table was built with a different classifier than the one asked for."""
+
+
+class VideoWriteError(CrowdkitError):
+    """A video could not be written (codec missing, folder not writable, disk full)."""
