@@ -133,3 +133,45 @@ def test_examples_per_outcome(scene):
     assert picked.outcome.tolist() == ["TP", "TP", "TN"] and picked.distance.is_monotonic_increasing
     assert examples(validate(table, scene, "Alice").outcomes, seed=1).index.isin(table.index).all()
     assert examples(validate(_table([]), scene, "Alice").outcomes).empty
+
+
+def test_chain_from_cvat_file_to_track_decisions(tmp_path):
+    """CVAT file → visible boxes → fake detections → both rules → tracks → per-track decisions."""
+    import numpy as np
+
+    from crowdkit.annotations import read_cvat, visible_boxes, write_cvat_video
+    from crowdkit.threshold import mean_plus_k_sigma, what_changes
+    from crowdkit.track import decide_per_track, link_detections
+
+    people = []
+    for i, name in enumerate(["Subject", "P1", "P2", "P3"]):
+        keys = (Box(0, 50 + 200 * i, 100, 90 + 200 * i, 150), Box(29, 80 + 200 * i, 200, 130 + 200 * i, 260))
+        people.append(Track(i, "face", keys, {"identity": name}))
+    write_cvat_video(tmp_path / "scene.xml", Annotations(tuple(people), frame_count=30, width=960, height=540))
+    ann = read_cvat(tmp_path / "scene.xml")
+    rng = np.random.default_rng(0)
+    rows = []
+    for frame, pairs in visible_boxes(ann, frames=range(0, 30, 2)).items():
+        for track, box in pairs:
+            if track.identity == "Subject" and frame in (10, 12):
+                continue  # missed by the detector
+            distance = rng.normal(0.45 if track.identity == "Subject" else 0.85, 0.05)
+            if (frame, track.identity) in ((4, "Subject"), (6, "P1")):
+                distance = {"Subject": 0.8, "P1": 0.5}[track.identity]  # a blurred frame, a look-alike
+            jitter = rng.normal(0, 1.5, 4)
+            rows.append((frame, *(np.array(box.xyxy) + jitter), distance, distance <= 0.65))
+    table = _table(rows)
+    results = validate_all(table, ann, "Subject", frames=range(0, 30, 2))
+    for result in results.values():
+        assert result.missed.frame.tolist() == [10, 12]
+        assert (result.counts.fn, result.counts.fp) == (1, 1)
+        assert result.counts.total == len(table) and result.counts.positives == 13
+    table["track"] = link_detections(table, max_gap=6)
+    assert table.track.nunique() == 4  # frames 10 and 12 missed: a 6-frame gap, bridged
+    tracked = decide_per_track(table, rule="mean_of_k_best", k=3, threshold=0.65)
+    by_track = validate(tracked.assign(decision=tracked.track_decision), ann, "Subject", rule="iou",
+                        frames=range(0, 30, 2))
+    assert by_track.counts.fn == 0 and by_track.counts.fp == 0  # the track view fixes every per-frame error
+    tp = results["iou"].outcomes.query("outcome == 'TP'").distance
+    change = what_changes(results["iou"].outcomes, old=0.65, new=mean_plus_k_sigma(tp))
+    assert change.after.total == change.before.total == len(table)
