@@ -1,0 +1,122 @@
+"""crowdkit.weights: where weights are, the offline error text, and dlib for deepface."""
+from __future__ import annotations
+
+import json
+import os
+
+import pytest
+
+from crowdkit import weights
+from crowdkit.cli import weights as weights_cli
+from crowdkit.exceptions import WeightsMissingError
+
+
+@pytest.fixture()
+def offline_home(isolated_home, tmp_path, monkeypatch):
+    """Empty crowdkit, deepface and torch homes, downloads off."""
+    monkeypatch.setenv("DEEPFACE_HOME", str(tmp_path / "deepface_home"))
+    monkeypatch.setenv("TORCH_HOME", str(tmp_path / "torch_home"))
+    monkeypatch.setenv("CROWDKIT_ALLOW_DOWNLOAD", "0")
+    return tmp_path
+
+
+def test_status_lists_every_spec_and_the_shipped_dlib_files(offline_home):
+    rows = {row.name: row for row in weights.status()}
+    assert set(rows) == set(weights.SPECS) >= {
+        "dlib-resnet", "dlib-shape5", "dlib-shape68", "dlib-mmod", "retinaface", "arcface", "facenet-vggface2"}
+    for name in ("dlib-resnet", "dlib-shape5", "dlib-shape68", "dlib-mmod"):
+        assert rows[name].present and rows[name].size > 100_000 and rows[name].path.is_file()
+    for name in ("retinaface", "arcface", "facenet-vggface2"):
+        assert not rows[name].present and rows[name].size == 0
+        assert str(rows[name].path).startswith(str(offline_home))  # where it must go, under the homes
+    assert rows["arcface"].path == offline_home / "deepface_home" / ".deepface" / "weights" / "arcface_weights.h5"
+
+
+def test_dlib_files_are_found_without_importing_face_recognition_models():
+    import sys
+
+    sys.modules.pop("face_recognition_models", None)
+    assert weights.require("dlib-resnet").name == "dlib_face_recognition_resnet_model_v1.dat"
+    assert "face_recognition_models" not in sys.modules  # its import needs pkg_resources
+
+
+@pytest.mark.parametrize("name, filename, alternative", [
+    ("arcface", "arcface_weights.h5", "embedder 'dlib'"),
+    ("retinaface", "retinaface.h5", "'mtcnn'"),
+    ("facenet-vggface2", "20180402-114759-vggface2.pt", "embedder 'dlib'"),
+])
+def test_missing_weights_offline_fail_at_once_saying_what_where_and_how(offline_home, name, filename, alternative):
+    with pytest.raises(WeightsMissingError) as info:
+        weights.require(name)
+    message = str(info.value)
+    spec = weights.SPECS[name]
+    assert filename in message
+    assert str(spec.path().parent) in message
+    assert spec.source_url in message and spec.source_url.startswith("https://")
+    assert "CROWDKIT_ALLOW_DOWNLOAD=1" in message and f"crowdkit weights download {name}" in message
+    assert alternative in message
+
+
+def test_facenet_weights_in_torch_hub_checkpoints_are_used(offline_home):
+    checkpoints = offline_home / "torch_home" / "checkpoints"
+    checkpoints.mkdir(parents=True)
+    (checkpoints / "20180402-114759-vggface2.pt").write_bytes(b"not empty")
+    assert weights.require("facenet-vggface2") == checkpoints / "20180402-114759-vggface2.pt"
+
+
+def test_empty_file_counts_as_missing(offline_home):
+    target = weights.SPECS["arcface"].path()
+    target.parent.mkdir(parents=True)
+    target.touch()  # what an interrupted download leaves
+    with pytest.raises(WeightsMissingError):
+        weights.require("arcface")
+
+
+def test_unknown_name_lists_known_ones():
+    with pytest.raises(WeightsMissingError, match="dlib-resnet"):
+        weights.require("vgg-face")
+
+
+def test_install_dlib_for_deepface_is_idempotent_and_repairs_dangling_links(offline_home):
+    first = weights.install_dlib_for_deepface()
+    folder = offline_home / "deepface_home" / ".deepface" / "weights"
+    assert sorted(p.name for p in first) == ["dlib_face_recognition_resnet_model_v1.dat",
+                                             "shape_predictor_5_face_landmarks.dat"]
+    assert all(p.parent == folder and p.resolve().is_file() for p in first)
+    assert weights.install_dlib_for_deepface() == first
+    link = folder / "dlib_face_recognition_resnet_model_v1.dat"
+    link.unlink()
+    link.symlink_to(offline_home / "gone.dat")
+    weights.install_dlib_for_deepface()
+    assert link.resolve() == weights.require("dlib-resnet").resolve()
+
+
+@pytest.mark.slow
+def test_deepface_builds_dlib_models_offline_after_install(offline_home):
+    """The baseline DeepFace.find(model_name="Dlib", detector_backend="dlib") needs exactly these files."""
+    weights.install_dlib_for_deepface()
+    os.environ.setdefault("TF_USE_LEGACY_KERAS", "1")
+    from deepface import DeepFace
+
+    model = DeepFace.build_model("Dlib")
+    assert model.output_shape == 128
+    DeepFace.build_model("dlib", task="face_detector")
+    assert not (offline_home / "deepface_home" / ".deepface" / "weights" / "arcface_weights.h5").exists()
+
+
+def test_cli_status_json_and_install(offline_home, capsys):
+    import argparse
+
+    parser = argparse.ArgumentParser()
+    weights_cli.register(parser.add_subparsers(dest="command"))
+    args = parser.parse_args(["weights", "status", "--json"])
+    assert args.handler(args) == 0
+    rows = json.loads(capsys.readouterr().out)
+    assert {row["name"] for row in rows} == set(weights.SPECS)
+    args = parser.parse_args(["weights", "status"])
+    args.handler(args)
+    table = capsys.readouterr().out
+    assert "arcface" in table and "NO" in table and weights.SPECS["arcface"].source_url in table
+    args = parser.parse_args(["weights", "install-dlib"])
+    assert args.handler(args) == 0
+    assert "shape_predictor_5_face_landmarks.dat" in capsys.readouterr().out
