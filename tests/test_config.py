@@ -53,3 +53,13 @@ def test_atomic_path_leaves_nothing_on_failure(tmp_path):
             raise RuntimeError("interrupted")
     assert not target.exists()
     assert list(tmp_path.iterdir()) == []
+
+
+def test_atomic_path_gives_normal_permissions(tmp_path):
+    import os
+
+    with atomic_path(tmp_path / "shared.txt") as tmp:
+        tmp.write_text("readable by others")
+    umask = os.umask(0)
+    os.umask(umask)
+    assert (tmp_path / "shared.txt").stat().st_mode & 0o777 == 0o666 & ~umask
