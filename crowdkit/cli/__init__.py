@@ -15,7 +15,7 @@ import sys
 from ..exceptions import CrowdkitError
 
 #: Sub-modules of crowdkit.cli, one per group of verbs.
-COMMAND_MODULES = ("data", "weights", "faces", "bench", "annotations", "runs", "evaluate")
+COMMAND_MODULES = ("data", "weights", "faces", "bench", "annotations", "runs", "evaluate", "simulate")
 
 
 def build_parser() -> argparse.ArgumentParser:
