@@ -682,11 +682,14 @@ def book_specs(root: str | os.PathLike | None = None, profile: str = "default") 
                         plan.name, notebook, count)
         left_out += sorted(absent)
         specs += [r for r in plan.runs if r.key not in absent]
-    summaries = [s for s in specs if s.always]
+    # A summary page (rerun: always) reads what runs before it: it waits for every other run and for
+    # the summary pages of plans ordered before its own.
     others = [s for s in specs if not s.always]
-    others_keys = tuple(s.key for s in others)
-    summaries = [replace(s, depends_on=tuple(dict.fromkeys(s.depends_on + others_keys))) for s in summaries]
-    return others + summaries, left_out
+    ordered = list(others)
+    for summary in (s for s in specs if s.always):
+        before = tuple(s.key for s in ordered if s.plan != summary.plan)
+        ordered.append(replace(summary, depends_on=tuple(dict.fromkeys(summary.depends_on + before))))
+    return ordered, left_out
 
 
 def _put_aside_unselected(specs: Sequence[RunSpec], root: Path) -> None:
