@@ -11,7 +11,7 @@ JOBS   ?= 1
 export TF_USE_LEGACY_KERAS := 1
 export JUPYTER_PATH := $(abspath $(VENV))/share/jupyter
 
-.PHONY: setup book test lab bench clean-runs
+.PHONY: setup browser book test lab bench clean-runs
 
 setup: $(STAMP)
 
@@ -28,9 +28,18 @@ book: setup
 	$(VENV)/bin/crowdkit data check
 	$(VENV)/bin/crowdkit book build --profile $(PROFILE) --jobs $(JOBS)
 
-test: setup
+test: setup browser
 	$(VENV)/bin/crowdkit data check
 	$(PY) -m pytest
+
+# The browser test (tests/test_book.py) opens the built book in Debian's chromium.
+browser:
+	@if ! command -v chromium >/dev/null 2>&1; then \
+	  echo "installing Debian's chromium for tests/test_book.py"; \
+	  SUDO=$$([ "$$(id -u)" = 0 ] || echo sudo); \
+	  apt-cache policy chromium | grep -q 'Candidate: [0-9]' || $$SUDO apt-get update; \
+	  $$SUDO apt-get install -y chromium; \
+	fi
 
 lab: setup
 	$(VENV)/bin/jupyter lab notebooks/
