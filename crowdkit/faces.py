@@ -348,6 +348,16 @@ def _gallery_paths(gallery: str | os.PathLike | Sequence[str | os.PathLike]) -> 
     return paths
 
 
+def check_gallery(gallery: str | os.PathLike | Sequence[str | os.PathLike]) -> None:
+    """Fail early, without loading a model, for a missing or empty gallery or an undecodable video."""
+    if isinstance(gallery, (str, os.PathLike)) and is_video(gallery):
+        from .video import video_info
+
+        video_info(gallery)
+    else:
+        _gallery_paths(gallery)
+
+
 def _video_images(path: Path, *, stride: int) -> tuple[int, Iterator[_Image]]:
     from .video import iter_frames, video_info
 
@@ -565,10 +575,10 @@ def embed_query(
     path = Path(path)
     if path.is_dir() or (path.is_file() and path.suffix.lower() in VIDEO_SUFFIXES):
         raise ImageReadError(f"query {path} must be a photo, not a {'folder' if path.is_dir() else 'video'}")
+    image = _photo(path)  # an unreadable photo fails before any model loads
     detector = resolve_detector(detector)
     embedder = resolve_embedder(embedder)
     cache = _FaceCache(detector, embedder)
-    image = _photo(path)
     faces, embeddings, chips, _ = _process(
         [image], detector=detector, embedder=embedder, cache=cache,
         batch_size=1, return_chips=return_chips, progress=None,
@@ -652,6 +662,11 @@ def find(
 
     if isinstance(queries, (str, os.PathLike)):
         queries = [queries]
+    if metric not in METRICS:
+        raise ConfigError(f"unknown metric {metric!r}; known metrics: {', '.join(METRICS)}")
+    check_gallery(gallery)  # fail before loading models or embedding the query
+    for query in queries:
+        _photo(Path(query))
     detector = resolve_detector(detector)
     embedder = resolve_embedder(model)
     if threshold is None:
@@ -698,6 +713,7 @@ def verify(
     """Whether photos ``a`` and ``b`` show the same person (each must show a face)."""
     if metric not in METRICS:
         raise ConfigError(f"unknown metric {metric!r}; known metrics: {', '.join(METRICS)}")
+    _photo(Path(a)), _photo(Path(b))  # unreadable photos fail before any model loads
     detector = resolve_detector(detector)
     embedder = resolve_embedder(model)
     limit = default_threshold(embedder, metric) if threshold is None else float(threshold)

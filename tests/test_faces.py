@@ -227,3 +227,14 @@ def test_bad_options_fail_before_any_work(isolated_home, detector, embedder, tra
         faces.embed_query(obama_query, detector=detector, embedder=embedder, on_many="first")
     with pytest.raises(ConfigError, match="stride"):
         faces.detect_and_embed(train_dir, detector=detector, embedder=embedder, stride=0)
+
+
+def test_video_gallery_uses_every_nth_frame_and_caches_per_frame(isolated_home, detector, embedder, examples_dir):
+    clip = examples_dir / "short_hamilton_clip.mp4"  # 275 frames, 640×360
+    faces.forget()
+    result = faces.detect_and_embed(clip, detector=detector, embedder=embedder, stride=100, progress=False)
+    assert result.images == 3  # frames 0, 100, 200
+    assert len(result) >= 2
+    assert {f.frame for f in result.faces} <= {0, 100, 200}
+    assert all(f.source == str(clip) for f in result.faces)
+    assert len(_cache_files(isolated_home)) == 2 * 3  # detections + embeddings per frame
