@@ -412,6 +412,56 @@ def _align(image: np.ndarray, detections: list["Detection"], template: str) -> l
     return [align_face(image, d.landmarks, template) for d in detections]
 
 
+@dataclass
+class _Batch:
+    """One batch of images between detection and embedding."""
+
+    items: list[_Image]
+    detections: list[list["Detection"]]
+    embeddings: list[np.ndarray | None]
+    aligned: dict[int, list[np.ndarray]]
+    to_embed: list[int]
+    pending: Any = None  # a Future of the embedder's output for ``to_embed``
+
+
+def _detect_and_align(chunk: list[_Image], *, detector: "Detector", template: str, cache: _FaceCache,
+                      return_chips: bool) -> _Batch:
+    """Stage 1: cached or fresh detections (cached as soon as found), then aligned chips where needed."""
+    detections: list[list[Detection] | None] = [cache.get_detections(item.key) for item in chunk]
+    embeddings: list[np.ndarray | None] = [
+        cache.get_embeddings(item.key) if dets is not None else None for item, dets in zip(chunk, detections)
+    ]
+    needs_pixels = [
+        dets is None or (emb is None and len(dets) > 0) or (return_chips and len(dets) > 0)
+        for dets, emb in zip(detections, embeddings)
+    ]
+    pixels = {i: chunk[i].load() for i, need in enumerate(needs_pixels) if need}
+    to_detect = [i for i, dets in enumerate(detections) if dets is None]
+    if to_detect:
+        for i, found in zip(to_detect, detector.detect_batch([pixels[i] for i in to_detect])):
+            detections[i] = list(found)
+            cache.put_detections(chunk[i].key, detections[i])
+    aligned = {
+        i: _align(pixels[i], dets, template)
+        for i, dets in enumerate(detections) if dets and (embeddings[i] is None or return_chips)
+    }
+    to_embed = [i for i, dets in enumerate(detections) if dets and embeddings[i] is None]
+    return _Batch(chunk, detections, embeddings, aligned, to_embed)
+
+
+def _finish_batch(batch: _Batch, cache: _FaceCache) -> None:
+    """Stage 2's end: collect the embedder's output and cache each image's embeddings."""
+    if not batch.to_embed:
+        return
+    vectors = np.asarray(batch.pending.result(), dtype=np.float32)
+    start = 0
+    for i in batch.to_embed:
+        n = len(batch.detections[i])
+        batch.embeddings[i] = vectors[start:start + n]
+        start += n
+        cache.put_embeddings(batch.items[i].key, batch.embeddings[i])
+
+
 def _process(
     images: Iterable[_Image],
     *,
@@ -422,54 +472,50 @@ def _process(
     return_chips: bool,
     progress: Any,
 ) -> tuple[list[Face], list[np.ndarray], list[np.ndarray], int]:
+    """Detect → align → embed, batch by batch, in order.
+
+    Two stages overlap: while the embedder (its own worker processes) embeds
+    batch k in a helper thread, this thread reads, detects and aligns batch
+    k + 1, so detection costs little wall time on top of embedding.
+    """
+    from concurrent.futures import ThreadPoolExecutor
+
     faces: list[Face] = []
     embeddings: list[np.ndarray] = []
     chips: list[np.ndarray] = []
     count = 0
-    for chunk in _chunks(images, batch_size):
-        count += len(chunk)
-        detections: list[list[Detection] | None] = [cache.get_detections(item.key) for item in chunk]
-        cached_embeddings: list[np.ndarray | None] = [
-            cache.get_embeddings(item.key) if dets is not None else None for item, dets in zip(chunk, detections)
-        ]
-        needs_pixels = [
-            dets is None or (emb is None and len(dets) > 0) or (return_chips and len(dets) > 0)
-            for dets, emb in zip(detections, cached_embeddings)
-        ]
-        pixels: dict[int, np.ndarray] = {i: chunk[i].load() for i, need in enumerate(needs_pixels) if need}
 
-        to_detect = [i for i, dets in enumerate(detections) if dets is None]
-        if to_detect:
-            found = detector.detect_batch([pixels[i] for i in to_detect])
-            for i, dets in zip(to_detect, found):
-                detections[i] = list(dets)
-                cache.put_detections(chunk[i].key, detections[i])
-
-        aligned: dict[int, list[np.ndarray]] = {}
-        for i, dets in enumerate(detections):
-            if dets and (cached_embeddings[i] is None or return_chips):
-                aligned[i] = _align(pixels[i], dets, embedder.template)
-
-        to_embed = [i for i, dets in enumerate(detections) if dets and cached_embeddings[i] is None]
-        if to_embed:
-            batch = np.stack([chip for i in to_embed for chip in aligned[i]])
-            vectors = np.asarray(embedder.embed(batch), dtype=np.float32)
-            start = 0
-            for i in to_embed:
-                n = len(detections[i])
-                cached_embeddings[i] = vectors[start:start + n]
-                start += n
-                cache.put_embeddings(chunk[i].key, cached_embeddings[i])
-
-        for i, item in enumerate(chunk):
-            for j, detection in enumerate(detections[i]):
+    def collect(batch: _Batch) -> None:
+        _finish_batch(batch, cache)
+        for i, item in enumerate(batch.items):
+            for j, detection in enumerate(batch.detections[i]):
                 faces.append(Face(item.source, item.frame, detection))
-                embeddings.append(cached_embeddings[i][j])
+                embeddings.append(batch.embeddings[i][j])
                 if return_chips:
-                    chips.append(aligned[i][j])
+                    chips.append(batch.aligned[i][j])
         if progress is not None:
-            progress.update(len(chunk))
+            progress.update(len(batch.items))
             progress.set_postfix(faces=len(faces), refresh=False)
+
+    previous: _Batch | None = None
+    with ThreadPoolExecutor(max_workers=1, thread_name_prefix="crowdkit-embed") as embedding:
+        try:
+            for chunk in _chunks(images, batch_size):
+                count += len(chunk)
+                batch = _detect_and_align(chunk, detector=detector, template=embedder.template, cache=cache,
+                                          return_chips=return_chips)
+                if batch.to_embed:
+                    stack = np.stack([chip for i in batch.to_embed for chip in batch.aligned[i]])
+                    batch.pending = embedding.submit(embedder.embed, stack)
+                if previous is not None:
+                    collect(previous)
+                previous = batch
+            if previous is not None:
+                collect(previous)
+        except BaseException:
+            if previous is not None and previous.pending is not None:
+                previous.pending.cancel()
+            raise
     return faces, embeddings, chips, count
 
 
