@@ -247,7 +247,15 @@ def require(name: str) -> Path:
     if not config.downloads_allowed() or spec.downloader is None:
         raise WeightsMissingError(missing_message(spec))
     logger.info("downloading %s from %s", spec.filename, spec.source_url)
-    spec.downloader(spec)
+    try:
+        spec.downloader(spec)
+    except WeightsMissingError:
+        raise
+    except Exception as error:  # network, HTTP or file errors from the owning package
+        raise WeightsMissingError(
+            f"downloading {spec.filename} from {spec.source_url} failed ({type(error).__name__}: {error}). "
+            f"Download it by hand and put it in {spec.path().parent}/, or use {spec.offline_alternative}."
+        ) from error
     found = spec.find()
     if found is None:
         raise WeightsMissingError(
