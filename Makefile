@@ -38,7 +38,7 @@ browser:
 	  echo "installing Debian's chromium for tests/test_book.py"; \
 	  SUDO=$$([ "$$(id -u)" = 0 ] || echo sudo); \
 	  apt-cache policy chromium | grep -q 'Candidate: [0-9]' || $$SUDO apt-get update; \
-	  $$SUDO apt-get install -y chromium; \
+	  DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y chromium; \
 	fi
 
 lab: setup

@@ -193,7 +193,7 @@ def load_plan(path: str | os.PathLike, profile: str = "default", *, root: str | 
     profiles = raw.get("profiles") or {}
     if not isinstance(profiles, Mapping):
         raise ConfigError(f"{path}: profiles must be a mapping of profile name to overrides")
-    if profile not in profiles and profile != "default":
+    if profiles and profile not in profiles and profile != "default":  # a plan without profiles runs alike in all
         raise ConfigError(f"{path}: unknown profile {profile!r} (known: {', '.join(sorted(set(profiles) | {'default'}))})")
     for profile_name, entry in profiles.items():  # every profile is checked, not only the one asked for
         if not isinstance(entry, (Mapping, type(None))):
@@ -682,6 +682,12 @@ def book_specs(root: str | os.PathLike | None = None, profile: str = "default") 
                         plan.name, notebook, count)
         left_out += sorted(absent)
         specs += [r for r in plan.runs if r.key not in absent]
+    outputs: dict[Path, str] = {}
+    for spec in specs:
+        other = outputs.setdefault(spec.output_path, spec.key)
+        if other != spec.key:
+            raise ConfigError(f"runs {other} and {spec.key} would both write {spec.output_path}: "
+                              "give their plans different output_dir or the runs different names")
     # A summary page (rerun: always) reads what runs before it: it waits for every other run and for
     # the summary pages of plans ordered before its own.
     others = [s for s in specs if not s.always]

@@ -106,6 +106,8 @@ def test_unknown_profile_lists_known_ones(project):
     path = write_plan(project, PLAN)
     with pytest.raises(ConfigError, match="known: default, quick"):
         runs.load_plan(path, "fast", root=project)
+    plain = write_plan(project, "notebook: n.ipynb\noutput_dir: out\nruns: [{name: a}]\n", name="plain")
+    assert runs.load_plan(plain, "fast", root=project).runs[0].name == "a"  # no profiles: the same in every one
 
 
 # --------------------------------------------------------------------------- execution
@@ -222,3 +224,32 @@ def test_dependencies_run_first_and_their_changes_propagate(project):
 def test_save_run_table_rejects_bad_names(tmp_path):
     with pytest.raises(ConfigError):
         runs.save_run_table("../escape", pd.DataFrame({"a": [1]}), run_dir=tmp_path)
+
+
+def test_book_runs_every_plan_leaves_out_missing_notebooks_and_puts_aside_unselected_runs(project, caplog):
+    write_plan(project, PLAN, name="tiny")
+    write_plan(project, "notebook: notebooks/not_yet.ipynb\noutput_dir: book/runs/later\nruns:\n  - name: one\n",
+               name="later")
+    write_plan(project, "notebook: notebooks/tiny.ipynb\noutput_dir: book/runs/summary\nrerun: always\norder: 90\n"
+               "profiles: {quick: {}}\nruns:\n  - name: all\n", name="summary")
+    zz = PLAN.replace("runs: [a]", "runs: []").replace("quick: {parameters: {x: 100}, ", "quick: {")
+    write_plan(project, zz, name="zz")  # no quick selection: all runs in every profile
+    with pytest.raises(ConfigError, match="would both write"):
+        runs.book_specs(project, "default")
+    write_plan(project, zz.replace("book/runs/tiny", "book/runs/zz"), name="zz")
+    specs, left_out = runs.book_specs(project, "default")
+    assert left_out == ["later/one"] and "notebooks/not_yet.ipynb does not exist yet" in caplog.text
+    assert specs[-1].key == "summary/all"
+    assert set(specs[-1].depends_on) == {"tiny/a", "tiny/b", "zz/a", "zz/b"}
+
+    first = runs.build_book(project, html=False, progress=False)
+    assert sorted(r.status for r in first.runs) == ["ran"] * 5
+    quick = runs.build_book(project, profile="quick", html=False, progress=False)
+    assert {r.key: r.status for r in quick.runs}["tiny/a"] == "ran"  # x=100 in quick
+    tiny = project / "book" / "runs" / "tiny"
+    assert not (tiny / "b.ipynb").exists()  # not part of the quick book: put aside, not deleted
+    assert (project / "book" / "runs" / ".unused" / "book__runs__tiny" / "b.ipynb").is_file()
+    again = runs.build_book(project, html=False, progress=False)
+    statuses = {r.key: r.status for r in again.runs}
+    assert statuses["tiny/b"] == "skipped" and (tiny / "b.ipynb").is_file()  # back, and still up to date
+    assert statuses["tiny/a"] == "ran" and statuses["zz/a"] == "skipped" and statuses["summary/all"] == "ran"
