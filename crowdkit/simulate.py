@@ -642,9 +642,10 @@ def _plan_motion(spec: SceneSpec, people: list[ScenePerson], rng: np.random.Gene
         dt = 1.0 / spec.fps
         velocity = rng.normal(0, 0.4, size=(n, 2))
         position = start.copy()
-        centre = start.mean(axis=0)
+        home = start.copy()
         for k in range(frames):
-            velocity += -0.8 * velocity * dt - 0.15 * (position - centre) * dt + rng.normal(0, 0.9 * math.sqrt(dt), (n, 2))
+            # Each person wanders around their place in the crowd (about ±0.7 m) at up to ~1 m/s.
+            velocity += -0.8 * velocity * dt - 0.5 * (position - home) * dt + rng.normal(0, 0.6 * math.sqrt(dt), (n, 2))
             position = position + velocity * dt
             x[k], z[k] = position[:, 0], position[:, 1] - speed * k * dt
         yaw = _turns(frames, n, spec.fps, rng)
@@ -747,7 +748,8 @@ def _cameras(spec: SceneSpec, motion: _Motion, subject: int, rng: np.random.Gene
     theta = math.radians(ELEVATION_DEG)
     crowd = motion.crowd
     progress = np.linspace(0, 1, spec.n_frames)
-    follow = 0.75 * np.clip((progress - 0.3) / 0.6, 0, 1) ** 2
+    ramp = np.clip((progress - 0.15) / 0.6, 0, 1)
+    follow = 0.85 * ramp * ramp * (3 - 2 * ramp)  # the operator homes in on the subject as the drone nears
     target_x = (1 - follow) * motion.x[:, crowd].mean(axis=1) + follow * motion.x[:, subject]
     target_x = _smooth(target_x, 3.0)  # a drone operator does not jerk the camera
     target_z = motion.z[:, crowd].mean(axis=1)
@@ -871,7 +873,7 @@ def _render(spec: SceneSpec, people: list[ScenePerson], motion: _Motion, rng: np
                 cx1, cy1, cx2, cy2 = max(x1, 0.0), max(y1, 0.0), min(x2, float(w)), min(y2, float(h))
                 inside = max(cx2 - cx1, 0.0) * max(cy2 - cy1, 0.0)
                 outside = inside < 0.5 * area or abs(yaw) >= 90
-                occluded = 45 < abs(yaw) < 90
+                occluded = not outside and 45 < abs(yaw) < 90
                 covered = 1.0
                 if not outside:
                     patch = owner[int(cy1):int(math.ceil(cy2)), int(cx1):int(math.ceil(cx2))]

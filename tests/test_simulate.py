@@ -230,6 +230,9 @@ def test_random_challenge_turns_heads_away(tmp_path):
     turned = [b for t in ann.tracks for b in t.boxes
               if b.outside and b.x1 > 0 and b.y1 > 0 and b.x2 < ann.width and b.y2 < ann.height]
     assert turned
+    # Turning through 45°–90° marks the face occluded; never both occluded and outside.
+    assert any(b.occluded for t in ann.tracks for b in t.boxes)
+    assert not any(b.occluded and b.outside for t in ann.tracks for b in t.boxes)
 
 
 def test_intruders_are_extra_tracks(tmp_path):
