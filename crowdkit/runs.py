@@ -334,13 +334,15 @@ def read_sidecar(spec: RunSpec) -> dict[str, Any]:
 def save_run_table(name: str, table, *, run_dir: str | os.PathLike | None = None) -> Path:
     """Save a run's table as ``<run_dir>/<name>.parquet`` (atomically) for summary pages.
 
-    ``run_dir`` is the papermill parameter crowdkit injects into every run;
-    inside a notebook pass it explicitly (``save_run_table("metrics", df,
-    run_dir=run_dir)``). Outside a plan (``run_dir=None``) the table goes to
+    ``run_dir`` defaults to the run's folder: crowdkit injects it as the
+    papermill parameter ``run_dir`` and sets ``CROWDKIT_RUN_DIR`` in the
+    kernel's environment, so ``save_run_table("metrics", df)`` is enough inside
+    a plan's run. Outside a plan (interactive use) the table goes to
     ``$CROWDKIT_HOME/cache/interactive-runs``.
     """
     if not _NAME.match(name):
         raise ConfigError(f"table name {name!r} may hold only letters, digits, '_', '-', '.'")
+    run_dir = run_dir or os.environ.get("CROWDKIT_RUN_DIR")
     folder = Path(run_dir) if run_dir else config.cache_dir("interactive-runs")
     from .io import atomic_path
 
@@ -407,6 +409,13 @@ def _kernel_manager_class():
             folder = tempfile.mkdtemp(prefix="ck-kernel-")
             return os.path.join(folder, "kernel.json")
 
+        #: Extra environment for the kernel (a subclass per run sets CROWDKIT_RUN_DIR).
+        crowdkit_env: dict[str, str] = {}
+
+        async def _async_launch_kernel(self, kernel_cmd, **kw) -> None:
+            kw["env"] = {**(kw.get("env") or os.environ), **self.crowdkit_env}
+            await super()._async_launch_kernel(kernel_cmd, **kw)
+
         async def _async_cleanup_resources(self, restart: bool = False) -> None:
             folder = os.path.dirname(self.connection_file)
             await super()._async_cleanup_resources(restart=restart)
@@ -414,6 +423,12 @@ def _kernel_manager_class():
                 shutil.rmtree(folder, ignore_errors=True)
 
     return IsolatedKernelManager
+
+
+def _run_kernel_manager_class(run_dir: Path):
+    """The isolated kernel manager, with ``CROWDKIT_RUN_DIR`` set in the kernel's environment."""
+    base = _kernel_manager_class()
+    return type("RunKernelManager", (base,), {"crowdkit_env": {"CROWDKIT_RUN_DIR": str(run_dir)}})
 
 
 def _now() -> str:
@@ -470,7 +485,7 @@ def execute_run(spec: RunSpec, *, dependency_hashes: Mapping[str, str] | None = 
     try:
         pm.execute_notebook(str(spec.notebook), str(partial), parameters=parameters, kernel_name=kernel,
                             cwd=str(spec.root), progress_bar=False, log_output=log_output,
-                            kernel_manager_class=_kernel_manager_class())
+                            kernel_manager_class=_run_kernel_manager_class(spec.run_dir))
     except PapermillExecutionError as error:
         error_message = (f"{record['notebook']} ({spec.key}) failed in cell {error.cell_index} "
                          f"(execution count {error.exec_count}): {error.ename}: {error.evalue}")

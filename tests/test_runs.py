@@ -21,6 +21,7 @@ if data_file:
 print(f"x={x} cwd={os.getcwd()}")
 assert not fail, "asked to fail"
 save_run_table("numbers", pd.DataFrame({"x": [x, x + 1]}), run_dir=run_dir)
+save_run_table("env", pd.DataFrame({"x": [x]}))  # run_dir from CROWDKIT_RUN_DIR
 """
 
 
@@ -126,6 +127,7 @@ def test_run_writes_notebook_sidecar_and_table_then_skips(project):
     assert not list((plan.output_dir / runs.STAGING).iterdir())  # nothing half-written left behind
     table = runs.collect_run_tables(plan.output_dir, "numbers")
     assert table.to_dict("list") == {"run": ["a", "a", "b", "b"], "x": [1, 2, 2, 3]}
+    assert runs.collect_run_tables(plan.output_dir, "env").to_dict("list") == {"run": ["a", "b"], "x": [1, 2]}
 
     again = runs.run_plan(plan, progress=False)
     assert [r.status for r in again] == ["skipped", "skipped"]

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import argparse
+import logging
 from pathlib import Path
 
 import yaml
@@ -54,9 +55,16 @@ def _overrides(args) -> dict:
     return overrides
 
 
+def _quiet_papermill(args) -> None:
+    """papermill logs every notebook's paths at INFO; the progress bar already says which runs."""
+    if not getattr(args, "verbose", False):
+        logging.getLogger("papermill").setLevel(logging.WARNING)
+
+
 def _run(args) -> int:
     from .. import runs
 
+    _quiet_papermill(args)
     if args.jobs < 1:
         raise ConfigError("--jobs must be at least 1")
     plan = runs.load_plan(args.plan, args.profile, overrides=_overrides(args)).select(args.only)
@@ -69,6 +77,7 @@ def _run(args) -> int:
 def _book_build(args) -> int:
     from .. import runs
 
+    _quiet_papermill(args)
     if args.jobs < 1:
         raise ConfigError("--jobs must be at least 1")
     result = runs.build_book(args.root, profile=args.profile, jobs=args.jobs, executor=args.executor,
