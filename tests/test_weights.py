@@ -120,3 +120,39 @@ def test_cli_status_json_and_install(offline_home, capsys):
     args = parser.parse_args(["weights", "install-dlib"])
     assert args.handler(args) == 0
     assert "shape_predictor_5_face_landmarks.dat" in capsys.readouterr().out
+
+
+def _toy_spec(tmp_path, downloader):
+    return weights.WeightSpec(name="toy", filename="toy.bin", folder=lambda: tmp_path / "toy",
+                              source_url="https://example.org/toy.bin", how_to_get="made by the test",
+                              offline_alternative="embedder 'dlib'", used_by=("tests",), downloader=downloader)
+
+
+def test_downloads_when_allowed_go_through_the_owning_package_and_are_checked(tmp_path, monkeypatch):
+    calls = []
+
+    def writes_file(spec):
+        calls.append(spec.name)
+        spec.path().parent.mkdir(parents=True, exist_ok=True)
+        spec.path().write_bytes(b"weights")
+
+    monkeypatch.setitem(weights.SPECS, "toy", _toy_spec(tmp_path, writes_file))
+    monkeypatch.setenv("CROWDKIT_ALLOW_DOWNLOAD", "0")
+    with pytest.raises(WeightsMissingError):
+        weights.require("toy")
+    assert calls == []  # offline: the downloader is never called
+    monkeypatch.setenv("CROWDKIT_ALLOW_DOWNLOAD", "1")
+    assert weights.require("toy") == tmp_path / "toy" / "toy.bin"
+    assert weights.require("toy") == tmp_path / "toy" / "toy.bin" and calls == ["toy"]  # once
+
+
+@pytest.mark.parametrize("downloader, match", [
+    (lambda spec: None, "did not leave it"),
+    (lambda spec: (_ for _ in ()).throw(OSError("Name or service not known")), "Name or service not known"),
+])
+def test_failed_downloads_become_weights_missing_errors(tmp_path, monkeypatch, downloader, match):
+    monkeypatch.setitem(weights.SPECS, "toy", _toy_spec(tmp_path, downloader))
+    monkeypatch.setenv("CROWDKIT_ALLOW_DOWNLOAD", "1")
+    with pytest.raises(WeightsMissingError, match=match) as info:
+        weights.require("toy")
+    assert str(tmp_path / "toy") in str(info.value)
