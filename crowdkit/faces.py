@@ -50,7 +50,7 @@ from .exceptions import (
     ImageReadError,
     NoFaceError,
 )
-from .io import IMAGE_SUFFIXES, decode_image, list_images, sha256_bytes, sha256_file
+from .io import IMAGE_SUFFIXES, decode_image, sha256_bytes, sha256_file
 from .match import METRICS, nearest, pairwise_distances
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -199,9 +199,14 @@ def _embedder_id(embedder: "Embedder") -> str:
 # --------------------------------------------------------------------------- the per-image cache
 
 class _FaceCache:
-    """Per-image detections and embeddings, on disk (atomic, content-addressed) and in memory."""
+    """Per-image detections and embeddings, on disk (atomic, content-addressed) and in memory.
 
-    _memory: dict[tuple[str, str], dict[str, np.ndarray]] = {}
+    The in-memory layer holds decoded values (lists of Detection, embedding
+    arrays) keyed by namespace and content key, so a warm search in the same
+    process touches neither the disk nor numpy's npz reader.
+    """
+
+    _memory: dict[tuple[str, str], Any] = {}
     _MEMORY_LIMIT = 500_000
 
     def __init__(self, detector: "Detector", embedder: "Embedder | None") -> None:
@@ -218,40 +223,40 @@ class _FaceCache:
         self.hits = {"detections": 0, "embeddings": 0}
         self.misses = {"detections": 0, "embeddings": 0}
 
-    def _get(self, cache: Any, namespace: str, key: str, kind: str) -> dict[str, np.ndarray] | None:
-        memo = self._memory.get((namespace, key))
-        if memo is None:
-            memo = cache.get(key)
-            if memo is not None:
-                self._remember(namespace, key, memo)
-        if memo is None:
+    def _get(self, cache: Any, namespace: str, key: str, kind: str, decode: Callable[[dict], Any]) -> Any:
+        value = self._memory.get((namespace, key))
+        if value is None:
+            arrays = cache.get(key)
+            if arrays is not None:
+                value = decode(arrays)
+                self._remember(namespace, key, value)
+        if value is None:
             self.misses[kind] += 1
         else:
             self.hits[kind] += 1
-        return memo
+        return value
 
-    def _put(self, cache: Any, namespace: str, key: str, arrays: dict[str, np.ndarray]) -> None:
-        cache.put(key, arrays)
-        self._remember(namespace, key, arrays)
-
-    def _remember(self, namespace: str, key: str, arrays: dict[str, np.ndarray]) -> None:
+    def _remember(self, namespace: str, key: str, value: Any) -> None:
         if len(self._memory) >= self._MEMORY_LIMIT:
             self._memory.clear()
-        self._memory[(namespace, key)] = dict(arrays)
+        self._memory[(namespace, key)] = value
 
     def get_detections(self, key: str) -> list["Detection"] | None:
-        arrays = self._get(self._det, self._det_ns, key, "detections")
-        return None if arrays is None else _detections_from_arrays(arrays)
+        found = self._get(self._det, self._det_ns, key, "detections", _detections_from_arrays)
+        return None if found is None else list(found)
 
     def put_detections(self, key: str, detections: list["Detection"]) -> None:
-        self._put(self._det, self._det_ns, key, _detections_to_arrays(detections))
+        self._det.put(key, _detections_to_arrays(detections))
+        self._remember(self._det_ns, key, tuple(detections))
 
     def get_embeddings(self, key: str) -> np.ndarray | None:
-        arrays = self._get(self._emb, self._emb_ns, key, "embeddings")
-        return None if arrays is None else np.asarray(arrays["embeddings"], dtype=np.float32)
+        return self._get(self._emb, self._emb_ns, key, "embeddings",
+                         lambda arrays: np.asarray(arrays["embeddings"], dtype=np.float32))
 
     def put_embeddings(self, key: str, embeddings: np.ndarray) -> None:
-        self._put(self._emb, self._emb_ns, key, {"embeddings": np.asarray(embeddings, dtype=np.float32)})
+        embeddings = np.asarray(embeddings, dtype=np.float32)
+        self._emb.put(key, {"embeddings": embeddings})
+        self._remember(self._emb_ns, key, embeddings)
 
 
 def _detections_to_arrays(detections: list["Detection"]) -> dict[str, np.ndarray]:
@@ -328,11 +333,20 @@ def is_video(path: str | os.PathLike) -> bool:
     return path.is_file() and path.suffix.lower() not in IMAGE_SUFFIXES
 
 
+def _list_images(folder: Path) -> list[Path]:
+    """Like :func:`crowdkit.io.list_images` (recursive, sorted, by suffix) without a stat per file."""
+    found = []
+    for root, dirs, files in os.walk(folder):
+        dirs.sort()
+        found.extend(Path(root, name) for name in files if os.path.splitext(name)[1].lower() in IMAGE_SUFFIXES)
+    return sorted(found)
+
+
 def _gallery_paths(gallery: str | os.PathLike | Sequence[str | os.PathLike]) -> list[Path]:
     if isinstance(gallery, (str, os.PathLike)):
         path = Path(gallery)
         if path.is_dir():
-            paths = list_images(path)
+            paths = _list_images(path)
             if not paths:
                 raise EmptyGalleryError(
                     f"gallery folder {path} holds no images (looked recursively for "
@@ -348,14 +362,20 @@ def _gallery_paths(gallery: str | os.PathLike | Sequence[str | os.PathLike]) -> 
     return paths
 
 
-def check_gallery(gallery: str | os.PathLike | Sequence[str | os.PathLike]) -> None:
-    """Fail early, without loading a model, for a missing or empty gallery or an undecodable video."""
+def check_gallery(
+    gallery: str | os.PathLike | Sequence[str | os.PathLike],
+) -> str | os.PathLike | list[Path]:
+    """Fail early, without loading a model, for a missing or empty gallery or an undecodable video.
+
+    Returns the gallery in the form :func:`detect_and_embed` reads fastest: the
+    list of image paths for a folder, the video path for a video.
+    """
     if isinstance(gallery, (str, os.PathLike)) and is_video(gallery):
         from .video import video_info
 
         video_info(gallery)
-    else:
-        _gallery_paths(gallery)
+        return gallery
+    return _gallery_paths(gallery)
 
 
 def _video_images(path: Path, *, stride: int) -> tuple[int, Iterator[_Image]]:
@@ -519,6 +539,18 @@ def _process(
     return faces, embeddings, chips, count
 
 
+def _describe(sources: str | os.PathLike | Sequence[str | os.PathLike]) -> str:
+    """A short name for a gallery in messages (a list of photos is named by its common folder)."""
+    if isinstance(sources, (str, os.PathLike)):
+        return str(sources)
+    paths = [str(p) for p in sources]
+    try:
+        folder = os.path.commonpath(paths) if paths else ""
+    except ValueError:
+        folder = ""
+    return f"of {len(paths)} photo(s)" + (f" under {folder}" if folder else "")
+
+
 def _empty_embeddings(embedder: "Embedder") -> np.ndarray:
     return np.zeros((0, int(getattr(embedder, "dim", 0))), dtype=np.float32)
 
@@ -579,10 +611,10 @@ def detect_and_embed(
     if count == 0:
         if skipped:
             raise EmptyGalleryError(
-                f"none of the {len(skipped)} file(s) in the gallery {sources} could be read as an image: "
-                + "; ".join(skipped[:5]) + (" …" if len(skipped) > 5 else "")
+                f"none of the {len(skipped)} file(s) in the gallery {_describe(sources)} could be read as an "
+                "image: " + "; ".join(skipped[:5]) + (" …" if len(skipped) > 5 else "")
             )
-        raise EmptyGalleryError(f"the gallery {sources} yielded no images or frames to search")
+        raise EmptyGalleryError(f"the gallery {_describe(sources)} yielded no images or frames to search")
     return FaceSet(
         faces=faces,
         embeddings=np.stack(embeddings).astype(np.float32) if embeddings else _empty_embeddings(embedder),
@@ -710,7 +742,7 @@ def find(
         queries = [queries]
     if metric not in METRICS:
         raise ConfigError(f"unknown metric {metric!r}; known metrics: {', '.join(METRICS)}")
-    check_gallery(gallery)  # fail before loading models or embedding the query
+    gallery = check_gallery(gallery)  # fail before loading models or embedding the query
     for query in queries:
         _photo(Path(query))
     detector = resolve_detector(detector)
