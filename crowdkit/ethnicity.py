@@ -545,6 +545,39 @@ class VGG16Classifier(EthnicityClassifier):
         self.model.load_state_dict(torch.load(folder / "model.pt", map_location=self._torch_device(), weights_only=True))
 
 
+def default_classifier_dir(classifier: str = "probe", *, seed: int = 0, max_train_per_class: int | None = None) -> Path:
+    """Where :func:`ensure_classifier` keeps a classifier trained on UTKFace's seeded 70% split."""
+    size = "all" if max_train_per_class is None else f"{int(max_train_per_class)}pc"
+    return config.cache_dir("ethnicity", "classifiers") / f"{classifier}-seed{int(seed)}-{size}"
+
+
+def ensure_classifier(classifier: str = "probe", *, seed: int = 0, max_train_per_class: int | None = None,
+                      test_size: float = 0.3, retrain: bool = False, **options: Any) -> EthnicityClassifier:
+    """Load the classifier saved in :func:`default_classifier_dir`, or train it on UTKFace and save it.
+
+    Training uses :func:`crowdkit.datasets.split_stratified` (``test_size``, ``seed``) and, with
+    ``max_train_per_class``, a seeded per-class subsample of the training side. Notebooks
+    downstream (training, evaluation) call this to get the same classifier the ethnicity
+    chapter measured.
+    """
+    from .datasets import load_utkface, split_stratified, subsample_per_class
+
+    folder = default_classifier_dir(classifier, seed=seed, max_train_per_class=max_train_per_class)
+    if not retrain and (folder / META_FILE).is_file():
+        return load_classifier(folder)
+    train, _ = split_stratified(load_utkface(), test_size=test_size, seed=seed)
+    if max_train_per_class is not None:
+        train = subsample_per_class(train, max_train_per_class, seed=seed)
+    model = get_classifier(classifier, **options).fit(train.paths, train.labels)
+    model.save(folder)
+    return model
+
+
+def default_lookup_path(dataset: str = "celeba", *, classifier: str = "probe", seed: int = 0) -> Path:
+    """The conventional lookup-table file for ``dataset`` labelled by ``classifier`` (under the cache folder)."""
+    return config.cache_dir("ethnicity", "lookup") / f"{dataset}-{classifier}-seed{int(seed)}.sqlite"
+
+
 # --------------------------------------------------------------------------- evaluation
 
 
