@@ -471,7 +471,8 @@ def execute_run(spec: RunSpec, *, dependency_hashes: Mapping[str, str] | None = 
     if spec.run_dir.exists():
         shutil.rmtree(spec.run_dir)
     spec.run_dir.mkdir(parents=True)
-    parameters = {**spec.parameters, RUN_DIR_PARAMETER: str(spec.run_dir)}
+    # relative to the kernel's working directory (the project root): the page shows no machine's paths
+    parameters = {**spec.parameters, RUN_DIR_PARAMETER: _relative(spec.run_dir, spec.root)}
     record: dict[str, Any] = {
         "plan": spec.plan, "run": spec.name, "profile": spec.profile,
         "notebook": _relative(spec.notebook, spec.root), "output": _relative(spec.output_path, spec.root),

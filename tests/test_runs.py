@@ -121,7 +121,7 @@ def test_run_writes_notebook_sidecar_and_table_then_skips(project):
     assert f"x=2 cwd={project}" in outputs_text(b.output_path)  # parameters injected, cwd = project root
     sidecar = json.loads(b.sidecar_path.read_text())
     assert sidecar["status"] == "ok" and sidecar["parameters"]["x"] == 2
-    assert sidecar["parameters"]["run_dir"] == str(b.run_dir)
+    assert sidecar["parameters"]["run_dir"] == "book/runs/tiny/b"  # relative to the kernel's cwd, the root
     assert sidecar["content_hash"] == first[1].content_hash and sidecar["seconds"] > 0
     assert "papermill" in sidecar["packages"] and sidecar["crowdkit_version"]
     assert not list((plan.output_dir / runs.STAGING).iterdir())  # nothing half-written left behind
