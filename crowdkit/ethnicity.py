@@ -578,6 +578,43 @@ def default_lookup_path(dataset: str = "celeba", *, classifier: str = "probe", s
     return config.cache_dir("ethnicity", "lookup") / f"{dataset}-{classifier}-seed{int(seed)}.sqlite"
 
 
+#: Sizes per book profile: images per class to fit on (None: the whole 70% split), test images per
+#: class (None: the whole 30% split), CelebA identities in the lookup table (None: all), images per identity.
+PROFILES: dict[str, dict[str, int | None]] = {
+    "quick": {"max_train_per_class": 40, "max_test_per_class": 20, "max_identities": 30, "max_images": 5},
+    "default": {"max_train_per_class": 400, "max_test_per_class": None, "max_identities": None, "max_images": 10},
+    "full": {"max_train_per_class": None, "max_test_per_class": None, "max_identities": None, "max_images": 10},
+}
+
+
+def profile_settings(profile: str = "default") -> dict[str, int | None]:
+    """The size knobs of a book profile (``quick``, ``default``, ``full``)."""
+    try:
+        return dict(PROFILES[profile])
+    except KeyError:
+        raise ConfigError(f"unknown profile {profile!r}; known profiles: {', '.join(PROFILES)}") from None
+
+
+def ensure_lookup_table(db_path: str | os.PathLike, identities: Mapping[str, Sequence[str | os.PathLike]],
+                        classifier: EthnicityClassifier, *, max_images: int = 10, seed: int = 0,
+                        progress: bool = True) -> Path:
+    """Build the lookup table unless ``db_path`` already holds one made by ``classifier`` with the same
+    ``max_images``, ``seed`` and identities; returns ``db_path``."""
+    db_path = Path(db_path)
+    if db_path.is_file():
+        try:
+            meta = check_lookup_table(db_path, classifier)
+        except LookupTableMismatchError:
+            meta = None
+        if meta and meta.get("seed") == str(seed) and meta.get("max_images") == str(max_images):
+            with sqlite3.connect(f"file:{db_path}?mode=ro", uri=True) as con:
+                have = {row[0] for row in con.execute("SELECT identity FROM identities")}
+            if have == {str(k) for k, v in identities.items() if v}:
+                return db_path
+    build_lookup_table(db_path, identities, classifier, max_images=max_images, seed=seed, overwrite=True, progress=progress)
+    return db_path
+
+
 # --------------------------------------------------------------------------- evaluation
 
 

@@ -2,7 +2,9 @@
 from __future__ import annotations
 
 import json
+import shutil
 import sqlite3
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -13,7 +15,11 @@ from crowdkit.ethnicity import (
     CLASSIFIERS,
     PROBA_COLUMNS,
     EthnicityClassifier,
+    DlibFeatureExtractor,
     build_lookup_table,
+    default_classifier_dir,
+    ensure_classifier,
+    ensure_lookup_table,
     evaluate_classifier,
     get_classifier,
     load_classifier,
@@ -218,3 +224,32 @@ def test_lookup_table_bad_input(probe, tmp_path):
     with pytest.raises(ConfigError, match="max_images"):
         build_lookup_table(tmp_path / "t.sqlite", {"a": ["x.jpg"]}, probe, max_images=0, progress=False)
     assert not (tmp_path / "t.sqlite").exists()
+
+
+def test_ensure_lookup_table_rebuilds_only_when_needed(probe, celeba_few, tmp_path):
+    db = tmp_path / "lookup.sqlite"
+    ensure_lookup_table(db, celeba_few, probe, max_images=5, seed=0, progress=False)
+    stamp = db.stat().st_mtime_ns, db.stat().st_ino
+    ensure_lookup_table(db, celeba_few, probe, max_images=5, seed=0, progress=False)
+    assert (db.stat().st_mtime_ns, db.stat().st_ino) == stamp  # same classifier, same inputs: kept
+    fewer = dict(list(celeba_few.items())[:3])
+    ensure_lookup_table(db, fewer, probe, max_images=5, seed=0, progress=False)
+    assert len(read_lookup_table(db)) == 3
+
+
+@pytest.fixture(scope="module")
+def real_feature_cache() -> Path:
+    """The embedding cache in the real CROWDKIT_HOME (resolved before any test isolates the home)."""
+    return DlibFeatureExtractor().cache_file
+
+
+def test_ensure_classifier_trains_once_then_loads(real_feature_cache, isolated_home):
+    # reuse the content-addressed embedding cache inside the isolated home, so nothing is re-embedded
+    if real_feature_cache.is_file():
+        shutil.copy(real_feature_cache, DlibFeatureExtractor().cache_file)
+    first = ensure_classifier("probe", seed=0, max_train_per_class=20)
+    folder = default_classifier_dir("probe", seed=0, max_train_per_class=20)
+    assert str(folder).startswith(str(isolated_home)) and (folder / "classifier.json").is_file()
+    assert first.trained_on == 100
+    again = ensure_classifier("probe", seed=0, max_train_per_class=20)
+    assert again.fingerprint == first.fingerprint and np.array_equal(again.coef_, first.coef_)
