@@ -618,11 +618,11 @@ def run_crowd(params: CrowdRunParams, *, run_dir: str | Path | None = None, scen
     threshold, threshold_source = resolve_threshold(params, embedder)
     lap("models")
 
+    before = _count_cache_entries()
     query_embeddings, queries = _embed_queries(inputs.query_photos, inputs.primary, detector=detector,
                                                embedder=embedder, user_given=not inputs.simulated)
     lap("queries")
 
-    before = _count_cache_entries()
     face_set = detect_and_embed(inputs.video, detector=detector, embedder=embedder, stride=params.frame_stride,
                                 batch_size=BATCH_SIZE, progress=progress)
     written = _count_cache_entries() - before
@@ -944,3 +944,53 @@ def plot_summary(performance: pd.DataFrame, *, value: str = "f1") -> "Figure":
         ax.set_ylabel("")
     fig.tight_layout()
     return fig
+
+
+def gain_table(performance: pd.DataFrame, *, compare: str = "level", value: str = "f1") -> pd.DataFrame:
+    """Per run: ``value`` per frame vs per track (``compare="level"``), or run's query vs all photos
+    (``compare="query"``), under each rule, with the difference.
+
+    Returns one row per member × challenge × rule with the two values and ``gain`` (second − first).
+    """
+    if performance.empty:
+        return pd.DataFrame()
+    if compare == "level":
+        table = performance[performance["main"]]
+        wide = table.pivot_table(index=["member", "challenge", "rule"], columns="level", values=value,
+                                 aggfunc="first", dropna=False)
+        first, second = "frame", "track"
+    elif compare == "query":
+        table = performance[performance["level"] == "frame"]
+        main = table[table["main"]].set_index(["member", "challenge", "rule"])[value].rename("single")
+        every = table[table["query"] == ALL_PHOTOS].set_index(["member", "challenge", "rule"])[value].rename(ALL_PHOTOS)
+        wide = pd.concat([main, every], axis=1)
+        first, second = "single", ALL_PHOTOS
+    else:
+        raise ConfigError(f"compare must be 'level' or 'query', got {compare!r}")
+    wide = wide.reindex(columns=[first, second])
+    wide["gain"] = wide[second] - wide[first]
+    return wide
+
+
+def reported_beside_ours(reported: pd.DataFrame, performance: pd.DataFrame, *, tolerance: float = 0.005
+                         ) -> pd.DataFrame:
+    """The study's printed tables, each rate checked against its own counts, beside our runs of that challenge.
+
+    ``reported`` has ``member, challenge, TP, FP, TN, FN`` and the printed
+    ``precision, recall, f1, accuracy`` (fractions; NaN where nothing was
+    printed). The result adds :func:`crowdkit.metrics.check_reported`'s
+    ``<rate>_recomputed``/``<rate>_ok`` columns and ``ours_<rate>``: the mean
+    over our members of that challenge under the study's rule, per frame.
+    """
+    from .metrics import check_reported
+
+    missing = [c for c in ("member", "challenge", "TP", "FP", "TN", "FN") if c not in reported.columns]
+    if missing:
+        raise ConfigError(f"the reported table lacks column(s) {', '.join(missing)}")
+    checked = check_reported(reported, tolerance=tolerance)
+    if performance.empty:
+        return checked
+    ours = performance[performance["main"] & (performance["rule"] == "study") & (performance["level"] == "frame")]
+    rates = [r for r in ("precision", "recall", "f1", "accuracy") if r in ours]
+    means = ours.groupby("challenge")[rates].mean().add_prefix("ours_")
+    return checked.merge(means, left_on="challenge", right_index=True, how="left")
