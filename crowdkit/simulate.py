@@ -18,8 +18,8 @@ What a scene holds
   the member's name and the seed, so each team member looks for someone else.
   Two of the subject's photos are held out as query photos and never appear
   in the video: the most frontal one (``query_front.jpg``, the photo with the
-  highest left-right mirror symmetry of the face) and the least frontal one
-  (``query_side.jpg``). The mask challenges add ``query_masked.jpg``: the
+  highest left-right mirror symmetry of the face) and the most turned one
+  (``query_side.jpg``, see :func:`choose_query_photos`). The mask challenges add ``query_masked.jpg``: the
   frontal photo with the crowd's mask drawn on it.
 * **Uniform appearance.** Everyone wears the same white robe and the same
   white headdress (a ghutra-like hood with a dark cord) that covers hair and
@@ -88,8 +88,6 @@ log = logging.getLogger(__name__)
 
 CHALLENGES = ("normal", "compact", "intruder", "random", "mask1", "mask2")
 
-#: Files a finished scene folder holds (``query_masked.jpg`` only for the mask challenges).
-SCENE_FILES = ("video.mp4", "annotations.xml", "manifest.json", "query_front.jpg", "query_side.jpg")
 
 #: Face height in metres: the visible oval, chin to the edge of the headdress.
 FACE_M = 0.17
@@ -272,29 +270,62 @@ def choose_subject(member: str, seed: int, people: dict[str, list[Path]], *, min
     return candidates[_stable_int("subject", member, seed) % len(candidates)]
 
 
-def frontality(image: np.ndarray) -> float:
-    """Mirror symmetry of the face region of an aligned LFW photo (1.0: perfectly symmetric).
+def symmetry_profile(image: np.ndarray, *, max_shift: int = 16) -> np.ndarray:
+    """Mirror symmetry of the face in an aligned LFW photo, per position of the mirror axis.
 
-    The correlation between the grey face oval and its left-right mirror image:
-    frontal faces score high, turned faces low. Needs no detector, so the
-    choice of query photo does not depend on which backends are installed.
+    Returns a float array of shape (2·max_shift + 1,): the correlation between
+    the grey face oval and its left-right mirror image, with the mirror axis
+    moved by -max_shift … +max_shift pixels from the image centre. A frontal
+    face peaks near the centre; a face turned sideways peaks off-centre (its
+    nose and its symmetry axis move toward the side it turns to); an occluded
+    or badly lit face has a low peak. Needs no detector, so choosing query
+    photos does not depend on which backends are installed.
     """
     import cv2
 
     grey = cv2.cvtColor(image, cv2.COLOR_RGB2GRAY).astype(np.float32)
-    cx, chin, hw, hh = (LFW_FACE[k] for k in ("cx", "chin", "half_w", "half_h"))
-    crop = grey[int(chin - 2 * hh):int(chin), int(cx - hw):int(cx + hw) + 1]
-    crop = crop - crop.mean()
-    mirrored = crop[:, ::-1]
-    denominator = float(np.sqrt((crop ** 2).sum() * (mirrored ** 2).sum()))
-    return float((crop * mirrored).sum() / denominator) if denominator > 0 else 0.0
+    cx, chin, hw, hh = (int(LFW_FACE[k]) for k in ("cx", "chin", "half_w", "half_h"))
+    rows = grey[chin - 2 * hh:chin]
+    profile = []
+    for shift in range(-max_shift, max_shift + 1):
+        crop = rows[:, cx - hw + shift:cx + hw + shift + 1]
+        crop = crop - crop.mean()
+        mirrored = crop[:, ::-1]
+        denominator = float(np.sqrt((crop ** 2).sum() * (mirrored ** 2).sum()))
+        profile.append(float((crop * mirrored).sum() / denominator) if denominator > 0 else 0.0)
+    return np.array(profile)
+
+
+def frontality(image: np.ndarray) -> float:
+    """Mirror symmetry about the centre of an aligned LFW photo (1.0: perfectly symmetric face)."""
+    profile = symmetry_profile(image)
+    return float(profile[len(profile) // 2])
+
+
+def choose_query_photos(photos: list[Path]) -> dict[str, Path]:
+    """The subject's two held-out query photos: ``"front"`` and ``"side"``.
+
+    ``front`` is the most symmetric photo about the image centre. ``side`` is
+    the photo whose symmetry axis lies farthest from the centre (the most
+    turned face) among those with a clear symmetry peak (at least the median
+    peak), so an occluded or blurred photo is not mistaken for a turned one.
+    """
+    from .io import read_image
+
+    profiles = [symmetry_profile(read_image(p)) for p in photos]
+    centre = len(profiles[0]) // 2
+    front = int(np.argmax([p[centre] for p in profiles]))
+    peaks = np.array([p.max() for p in profiles])
+    offsets = np.array([abs(int(np.argmax(p)) - centre) for p in profiles])
+    clear = [i for i in range(len(photos)) if i != front and peaks[i] >= np.median(peaks)]
+    clear = clear or [i for i in range(len(photos)) if i != front]
+    side = max(clear, key=lambda i: (offsets[i], peaks[i]))
+    return {"front": photos[front], "side": photos[side]}
 
 
 def _cast(spec: SceneSpec, rng: np.random.Generator, people: dict[str, list[Path]]
           ) -> tuple[list[ScenePerson], dict[str, Path]]:
     """Pick the subject, its query photos, the crowd and the intruders."""
-    from .io import read_image
-
     if spec.subject is not None:
         if spec.subject not in people:
             raise ConfigError(f"SceneSpec: subject {spec.subject!r} is not an LFW identity folder")
@@ -305,9 +336,7 @@ def _cast(spec: SceneSpec, rng: np.random.Generator, people: dict[str, list[Path
     else:
         subject = choose_subject(spec.member, spec.seed, people)
     photos = people[subject]
-    scores = [frontality(read_image(p)) for p in photos]
-    order = np.argsort(scores, kind="stable")
-    query = {"front": photos[int(order[-1])], "side": photos[int(order[0])]}
+    query = choose_query_photos(photos)
     shown = [p for p in photos if p not in query.values()]
     n_people = spec.n_people if spec.n_people is not None else int(rng.integers(12, 21))
     n_intruders = 0
