@@ -991,6 +991,7 @@ def generate_scene(spec: SceneSpec, out_dir: str | os.PathLike, *, overwrite: bo
 
     out_dir.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=f".{out_dir.name}.", suffix=".part", dir=out_dir.parent))
+    os.chmod(tmp, 0o755)  # mkdtemp makes it private; the scene is an ordinary folder
     try:
         boxes, stats = _render(spec, people, motion, rng, tmp / "video.mp4")
         tracks = tuple(Track(p.track_id, "face", tuple(boxes[i]), {"identity": p.identity})
