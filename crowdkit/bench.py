@@ -1,0 +1,362 @@
+"""``crowdkit bench find``: crowdkit's find against ``DeepFace.find`` on ≥ 1,000 LFW face crops.
+
+What is measured (all in one process, on this machine's cores):
+
+cold
+    DeepFace.find with its representations datastore deleted, against
+    crowdkit's :func:`crowdkit.faces.find` with an empty cache (a fresh
+    ``CROWDKIT_HOME``). Both build their models inside the timed call; both
+    packages are imported before.
+warm
+    a *new* query photo against the gallery both have cached, same process.
+bare inference (the limit)
+    crowdkit's dlib embedder with one worker over the aligned chips of the
+    same gallery faces; divided by the cores crowdkit's embedder uses, it is
+    the best a cold run could do.
+agreement
+    on *identical* aligned inputs (the chips crowdkit produced), deepface's
+    Dlib client (``DeepFace.represent(..., detector_backend="skip")``) and
+    crowdkit's dlib embedder each embed the gallery chips and the query chip;
+    we report the largest |Δ cosine distance| and the fraction of gallery faces
+    on which both take the same decision at the threshold.
+
+The gallery is built from LFW's deep-funneled images (250 × 250, face
+centred): the central ``crop`` square of each is written as a JPEG into a
+work folder under ``config.cache_dir("bench")`` (never into the repository).
+The query person is the first LFW identity (sorted) with at least
+``min_query_photos`` photos; two of their photos are kept out of the gallery
+as the cold and the warm query; up to 8 others are in the gallery.
+"""
+from __future__ import annotations
+
+import json
+import logging
+import os
+import shutil
+import time
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Iterator
+
+import numpy as np
+
+from . import config
+from .exceptions import ConfigError
+
+logger = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class BenchGallery:
+    """The benchmark's files: a gallery folder and two query photos of a person also in it."""
+
+    folder: Path
+    query_cold: Path
+    query_warm: Path
+    identity: str
+    images: int
+    identities: int
+    crop: tuple[int, int]
+
+
+@dataclass(frozen=True)
+class FindBenchmark:
+    """Seconds and ratios of one ``crowdkit bench find`` run."""
+
+    images: int
+    faces_crowdkit: int
+    faces_deepface: int
+    detector: str
+    deepface_cold_s: float
+    deepface_warm_s: float
+    crowdkit_cold_s: float
+    crowdkit_warm_s: float
+    bare_inference_s: float
+    cores_used: int
+    max_abs_delta_distance: float
+    agreement: float
+    threshold: float
+
+    @property
+    def speedup_cold(self) -> float:
+        return self.deepface_cold_s / self.crowdkit_cold_s
+
+    @property
+    def speedup_warm(self) -> float:
+        return self.deepface_warm_s / self.crowdkit_warm_s
+
+    @property
+    def limit_s(self) -> float:
+        """Bare inference divided by the cores used: what a perfect cold run would take."""
+        return self.bare_inference_s / self.cores_used
+
+    @property
+    def cold_over_limit(self) -> float:
+        return self.crowdkit_cold_s / self.limit_s
+
+    def summary_line(self) -> str:
+        return f"speedup_cold={self.speedup_cold:.2f} speedup_warm={self.speedup_warm:.2f} agreement={self.agreement:.4f}"
+
+    def report(self) -> str:
+        """The lines ``crowdkit bench find`` prints; the last one is :meth:`summary_line`."""
+        ok = lambda cond: "ok" if cond else "MISSED"  # noqa: E731
+        return "\n".join([
+            f"gallery: {self.images} LFW crops; faces found: crowdkit {self.faces_crowdkit}, "
+            f"deepface {self.faces_deepface}; detector {self.detector} (Haar) in both; model Dlib; cosine",
+            f"DeepFace.find cold  {self.deepface_cold_s:8.2f} s",
+            f"crowdkit find cold  {self.crowdkit_cold_s:8.2f} s   speedup {self.speedup_cold:5.2f}x (target >= 2.5: "
+            f"{ok(self.speedup_cold >= 2.5)})",
+            f"DeepFace.find warm  {self.deepface_warm_s:8.3f} s",
+            f"crowdkit find warm  {self.crowdkit_warm_s:8.3f} s   speedup {self.speedup_warm:5.2f}x (target >= 10: "
+            f"{ok(self.speedup_warm >= 10)})",
+            f"bare dlib inference {self.bare_inference_s:8.2f} s on 1 worker over {self.faces_crowdkit} chips; "
+            f"/ {self.cores_used} cores = {self.limit_s:.2f} s; crowdkit cold = {self.cold_over_limit:.2f}x that "
+            f"(target <= 1.25: {ok(self.cold_over_limit <= 1.25)})",
+            f"identical chips: max |d_deepface - d_crowdkit| = {self.max_abs_delta_distance:.2e}; same decision at "
+            f"cosine {self.threshold:g} for {self.agreement:.4f} of faces (target >= 0.99: {ok(self.agreement >= 0.99)})",
+            self.summary_line(),
+        ])
+
+
+# --------------------------------------------------------------------------- the gallery
+
+def default_workdir() -> Path:
+    return config.cache_dir("bench")
+
+
+def build_lfw_gallery(
+    workdir: str | os.PathLike,
+    *,
+    faces: int = 1000,
+    crop: tuple[int, int] = (50, 200),
+    per_identity: int = 4,
+    min_query_photos: int = 6,
+) -> BenchGallery:
+    """Write ``faces`` LFW face crops into ``workdir/gallery-<faces>/`` (reused when already complete).
+
+    Parameters
+    ----------
+    crop : (start, stop) of the central square cut from each 250 × 250 deep-funneled image
+    per_identity : most photos per identity, so the gallery has many people
+    min_query_photos : the query person needs this many photos (2 queries + the rest in the gallery)
+    """
+    import cv2
+
+    if faces < 10:
+        raise ConfigError(f"the benchmark gallery needs at least 10 faces, got {faces}")
+    lfw = config.data_path("lfw", "images_deepfunneled")
+    workdir = Path(workdir)
+    folder = workdir / f"gallery-{faces}-crop{crop[0]}-{crop[1]}"
+    queries = workdir / "queries"
+    manifest = folder.parent / (folder.name + ".json")
+    if manifest.is_file():
+        info = json.loads(manifest.read_text())
+        if all((folder / name).is_file() for name in info["files"]):
+            return BenchGallery(folder, Path(info["query_cold"]), Path(info["query_warm"]), info["identity"],
+                                len(info["files"]), info["identities"], tuple(crop))
+
+    people = sorted(p for p in lfw.iterdir() if p.is_dir())
+    photos = {p.name: sorted(p.glob("*.jpg")) for p in people}
+    identity = next(name for name in sorted(photos) if len(photos[name]) >= min_query_photos)
+    query_photos = photos[identity][:2]
+    chosen = [(identity, p) for p in photos[identity][2:10]]
+    for name in sorted(photos):
+        if len(chosen) >= faces:
+            break
+        if name != identity:
+            chosen.extend((name, p) for p in photos[name][:per_identity])
+    chosen = chosen[:faces]
+    if len(chosen) < faces:
+        raise ConfigError(f"LFW at {lfw} has only {len(chosen)} photos; asked for {faces}")
+
+    def write_crop(src: Path, dst: Path) -> None:
+        image = cv2.imread(str(src), cv2.IMREAD_COLOR)
+        if image is None:
+            raise ConfigError(f"could not read {src}")
+        dst.parent.mkdir(parents=True, exist_ok=True)
+        tmp = dst.with_name(".tmp-" + dst.name)
+        cv2.imwrite(str(tmp), image[crop[0]:crop[1], crop[0]:crop[1]], [cv2.IMWRITE_JPEG_QUALITY, 95])
+        os.replace(tmp, dst)
+
+    if folder.exists():
+        shutil.rmtree(folder)
+    files = []
+    for name, src in chosen:
+        write_crop(src, folder / name / src.name)
+        files.append(f"{name}/{src.name}")
+    query_paths = [queries / q.name for q in query_photos]
+    for src, dst in zip(query_photos, query_paths):
+        write_crop(src, dst)
+    manifest.write_text(json.dumps({
+        "files": files, "identity": identity, "identities": len({n for n, _ in chosen}),
+        "query_cold": str(query_paths[0]), "query_warm": str(query_paths[1]), "crop": list(crop),
+    }, indent=1))
+    return BenchGallery(folder, query_paths[0], query_paths[1], identity, len(files),
+                        len({n for n, _ in chosen}), tuple(crop))
+
+
+# --------------------------------------------------------------------------- helpers
+
+@contextmanager
+def _crowdkit_home(path: Path) -> Iterator[None]:
+    """Run with ``CROWDKIT_HOME`` pointing at ``path`` (so crowdkit's caches start empty there)."""
+    old = os.environ.get("CROWDKIT_HOME")
+    os.environ["CROWDKIT_HOME"] = str(path)
+    try:
+        yield
+    finally:
+        if old is None:
+            os.environ.pop("CROWDKIT_HOME", None)
+        else:
+            os.environ["CROWDKIT_HOME"] = old
+
+
+def _prepare_deepface() -> None:
+    """Environment deepface needs before it is imported: legacy Keras, crowdkit's DEEPFACE_HOME, dlib files."""
+    from .weights import install_dlib_for_deepface
+
+    os.environ.setdefault("TF_USE_LEGACY_KERAS", "1")
+    os.environ.setdefault("DEEPFACE_HOME", str(config.deepface_home()))
+    install_dlib_for_deepface()
+
+
+def _deepface_find(query: Path, gallery: Path, detector: str) -> tuple[float, "object"]:
+    from deepface import DeepFace
+
+    start = time.perf_counter()
+    result = DeepFace.find(
+        img_path=str(query), db_path=str(gallery), model_name="Dlib", detector_backend=detector,
+        distance_metric="cosine", enforce_detection=False, silent=True, refresh_database=True,
+    )
+    return time.perf_counter() - start, result
+
+
+def _deepface_rows(gallery: Path) -> int:
+    """Faces in deepface's datastore (with enforce_detection=False a photo without a detection counts whole)."""
+    store = next(gallery.glob("ds_model_dlib_*.npz"), None)
+    if store is None:
+        return -1
+    with np.load(store, allow_pickle=False) as npz:
+        return int(npz["has_embedding"].sum()) if "has_embedding" in npz.files else -1
+
+
+def _deepface_embed(chips_rgb: np.ndarray, batch: int = 64) -> np.ndarray:
+    """deepface's Dlib client on aligned RGB chips (N, 150, 150, 3), through DeepFace.represent."""
+    from deepface import DeepFace
+
+    out = []
+    for start in range(0, len(chips_rgb), batch):
+        bgr = [np.ascontiguousarray(c[:, :, ::-1]) for c in chips_rgb[start:start + batch]]
+        reps = DeepFace.represent(img_path=bgr, model_name="Dlib", detector_backend="skip", enforce_detection=False)
+        # a list input gives one list of faces per image
+        for rep in reps:
+            first = rep[0] if isinstance(rep, list) else rep
+            out.append(np.asarray(first["embedding"], dtype=np.float32))
+    return np.stack(out)
+
+
+def _single_worker_embedder():
+    """crowdkit's dlib embedder restricted to one worker (the bare-inference measurement)."""
+    from .embed import get_embedder
+
+    for option in ("workers", "n_workers", "num_workers", "processes"):
+        try:
+            return get_embedder("dlib", **{option: 1})
+        except (TypeError, ConfigError):
+            continue
+    return get_embedder("dlib")
+
+
+def _cores_used(embedder: object) -> int:
+    for option in ("workers", "n_workers", "num_workers", "processes"):
+        value = getattr(embedder, option, None)
+        if isinstance(value, int) and value > 0:
+            return value
+    return os.cpu_count() or 1
+
+
+# --------------------------------------------------------------------------- the benchmark
+
+def run_find_benchmark(
+    *,
+    faces: int = 1000,
+    detector: str = "opencv",
+    workdir: str | os.PathLike | None = None,
+    progress: bool = True,
+) -> FindBenchmark:
+    """Build the gallery (or reuse it) and time both implementations; see the module docstring."""
+    from . import faces as faces_mod
+    from .match import pairwise_distances
+
+    if detector != "opencv":
+        logger.warning("deepface's %r and crowdkit's %r may not be the same detector; 'opencv' (Haar) is in both",
+                       detector, detector)
+    workdir = Path(workdir) if workdir is not None else default_workdir()
+    workdir.mkdir(parents=True, exist_ok=True)
+    bench = build_lfw_gallery(workdir, faces=faces)
+    logger.info("gallery %s: %d crops of %d people; query %s", bench.folder, bench.images, bench.identities,
+                bench.identity)
+
+    _prepare_deepface()
+    from deepface import DeepFace  # noqa: F401 - imported before any timing (TensorFlow start-up)
+    import pandas  # noqa: F401
+
+    # DeepFace cold: no representations datastore in the gallery folder.
+    for stale in bench.folder.glob("ds_model_*"):
+        stale.unlink()
+    for stale in bench.folder.glob("representations_*.pkl"):
+        stale.unlink()
+    logger.info("DeepFace.find cold over %d images (this takes a few minutes)", bench.images)
+    deepface_cold, _ = _deepface_find(bench.query_cold, bench.folder, detector)
+    deepface_warm, result = _deepface_find(bench.query_warm, bench.folder, detector)
+    faces_deepface = _deepface_rows(bench.folder)
+
+    # crowdkit cold: a fresh home (empty caches), models not yet built, nothing remembered in memory.
+    home = workdir / "crowdkit-home"
+    if home.exists():
+        shutil.rmtree(home)
+    with _crowdkit_home(home):
+        faces_mod.forget()
+        start = time.perf_counter()
+        cold_table = faces_mod.find([bench.query_cold], bench.folder, detector=detector, model="dlib",
+                                    metric="cosine", progress=progress)
+        crowdkit_cold = time.perf_counter() - start
+        start = time.perf_counter()
+        faces_mod.find([bench.query_warm], bench.folder, detector=detector, model="dlib", metric="cosine",
+                       progress=False)
+        crowdkit_warm = time.perf_counter() - start
+
+        # The aligned chips crowdkit produced (from its cache: detections are not recomputed).
+        embedder = faces_mod.resolve_embedder("dlib")
+        gallery = faces_mod.detect_and_embed(bench.folder, detector=detector, embedder=embedder,
+                                             return_chips=True, progress=False)
+        query = faces_mod.embed_query(bench.query_warm, detector=detector, embedder=embedder, return_chips=True)
+    threshold = float(cold_table["threshold"].iloc[0])
+    cores = _cores_used(embedder)
+
+    logger.info("bare inference: dlib on %d chips, one worker", len(gallery))
+    single = _single_worker_embedder()
+    single.embed(gallery.chips[:1])  # load the model outside the timing
+    start = time.perf_counter()
+    bare = single.embed(gallery.chips)
+    bare_inference = time.perf_counter() - start
+
+    logger.info("agreement: deepface's Dlib client on the same %d chips", len(gallery))
+    theirs_gallery = _deepface_embed(gallery.chips)
+    theirs_query = _deepface_embed(query.chips)
+    ours = pairwise_distances(query.embeddings, gallery.embeddings, metric="cosine")[0]
+    theirs = pairwise_distances(theirs_query, theirs_gallery, metric="cosine")[0]
+    delta = float(np.max(np.abs(ours - theirs))) if len(ours) else float("nan")
+    agreement = float(np.mean((ours <= threshold) == (theirs <= threshold))) if len(ours) else float("nan")
+    if not np.allclose(bare, gallery.embeddings, atol=1e-4):
+        logger.warning("the single-worker embeddings differ from the cached ones (max %.2e)",
+                       float(np.max(np.abs(bare - gallery.embeddings))))
+
+    return FindBenchmark(
+        images=bench.images, faces_crowdkit=len(gallery), faces_deepface=faces_deepface, detector=detector,
+        deepface_cold_s=deepface_cold, deepface_warm_s=deepface_warm,
+        crowdkit_cold_s=crowdkit_cold, crowdkit_warm_s=crowdkit_warm,
+        bare_inference_s=bare_inference, cores_used=cores,
+        max_abs_delta_distance=delta, agreement=agreement, threshold=threshold,
+    )
