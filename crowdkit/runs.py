@@ -379,11 +379,10 @@ def collect_run_tables(plan_dir: str | os.PathLike, name: str):
 class RunResult:
     key: str
     notebook: str
-    status: str  # "ran", "skipped" or "failed"
-    seconds: float
-    output_path: Path | None
+    status: str  # "ran" or "skipped" (a failure raises RunFailedError)
+    seconds: float  # for a skipped run: the time it took when it last ran
+    output_path: Path
     content_hash: str
-    error: str = ""
 
 
 @functools.lru_cache(maxsize=1)
@@ -492,6 +491,9 @@ def execute_run(spec: RunSpec, *, dependency_hashes: Mapping[str, str] | None = 
                          f"(execution count {error.exec_count}): {error.ename}: {error.evalue}")
     except Exception as error:  # kernel missing or dead, unreadable notebook: same handling, named
         error_message = f"{record['notebook']} ({spec.key}) could not be executed: {type(error).__name__}: {error}"
+        if type(error).__name__ == "NoSuchKernel":
+            error_message += (f" (register the kernel: `make setup`, or `python -m ipykernel install --sys-prefix "
+                              f"--name {kernel}` with the project's Python)")
     seconds = time.perf_counter() - started
     record.update(finished=_now(), seconds=round(seconds, 3))
     if error_message:

@@ -255,3 +255,10 @@ def test_book_runs_every_plan_leaves_out_missing_notebooks_and_puts_aside_unsele
     statuses = {r.key: r.status for r in again.runs}
     assert statuses["tiny/b"] == "skipped" and (tiny / "b.ipynb").is_file()  # back, and still up to date
     assert statuses["tiny/a"] == "ran" and statuses["zz/a"] == "skipped" and statuses["summary/all"] == "ran"
+
+
+def test_missing_kernel_is_named_with_the_fix(project):
+    spec = runs.load_plan(write_plan(project, PLAN), root=project).runs[0]
+    with pytest.raises(RunFailedError, match="no_such_kernel_here.*ipykernel install"):
+        runs.execute_run(spec, kernel="no_such_kernel_here")
+    assert not spec.output_path.exists()
