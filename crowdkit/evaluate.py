@@ -477,3 +477,141 @@ def evaluate_lfw(model: str = "dlib", *, pairs_path: str | os.PathLike | None = 
     """``embed_lfw_pairs`` then ``lfw_protocol``: the CLI's ``crowdkit eval lfw``."""
     pairs = embed_lfw_pairs(model, pairs_path=pairs_path, n_pairs=n_pairs, progress=progress)
     return pairs.protocol(far_target=far_target), pairs
+
+
+# --------------------------------------------------------------------------- per-group errors
+
+MIXED = "mixed"
+
+
+def group_errors(pairs: PairEmbeddings, labels: Mapping[str, str], *, threshold: float,
+                 val_threshold: float | None = None):
+    """False match / non-match rates per predicted group, at one global threshold.
+
+    A pair belongs to group g when both of its identities are labelled g;
+    pairs across groups (all different-person pairs) form the ``"mixed"`` row;
+    identities without a label fall in ``"unlabelled"``. The labels are a
+    classifier's *predictions*, with a measured error — not facts about anyone.
+
+    Parameters
+    ----------
+    pairs : PairEmbeddings (distances, ground truth and identity names).
+    labels : LFW identity → predicted group (e.g. ``crowdkit.ethnicity.lookup_labels``).
+    threshold : the global accuracy threshold (``LFWResult.threshold``).
+    val_threshold : the global VAL threshold (``LFWResult.val_threshold``);
+        TAR and FAR at it are reported per group.
+
+    Returns
+    -------
+    pandas.DataFrame, one row per group: n_pairs, n_same, n_diff, n_identities,
+    fmr, fnmr (at ``threshold``), tar, far (at ``val_threshold``). Rates with
+    no pairs to measure them on are NaN.
+    """
+    import pandas as pd
+
+    d = pairs.distances
+    ga = np.array([labels.get(n, "unlabelled") for n in pairs.names_a], dtype=object)
+    gb = np.array([labels.get(n, "unlabelled") for n in pairs.names_b], dtype=object)
+    group = np.where(ga == gb, ga, MIXED)
+    rows = []
+    for g in sorted(set(group.tolist()), key=lambda v: (v == MIXED, v)):
+        m = group == g
+        same, diff = m & pairs.issame, m & ~pairs.issame
+        ids = set(pairs.names_a[m].tolist()) | set(pairs.names_b[m].tolist())
+
+        def rate(mask: np.ndarray, accept: bool, t: float | None) -> float:
+            if t is None or not mask.any():
+                return float("nan")
+            return float(np.mean((d[mask] <= t) == accept))
+
+        rows.append({"group": g, "n_pairs": int(m.sum()), "n_same": int(same.sum()), "n_diff": int(diff.sum()),
+                     "n_identities": len(ids), "fmr": rate(diff, True, threshold), "fnmr": rate(same, False, threshold),
+                     "tar": rate(same, True, val_threshold), "far": rate(diff, True, val_threshold)})
+    return pd.DataFrame(rows)
+
+
+# --------------------------------------------------------------------------- identification
+
+@dataclass(frozen=True, eq=False)
+class ClassificationResult:
+    """Closed-set identification on embeddings: overall accuracy and a per-identity table."""
+
+    method: str
+    accuracy: float
+    n_identities: int
+    n_train: int
+    n_test: int
+    per_identity: object = field(repr=False)  # pandas.DataFrame: identity, n_train, n_test, accuracy
+
+
+def _split_by_identity(embeddings: np.ndarray, identities: Sequence, min_images: int, test_size: float, seed: int):
+    from sklearn.model_selection import train_test_split
+
+    x = np.asarray(embeddings, dtype=np.float64)
+    ids = np.asarray(identities)
+    if len(x) != len(ids):
+        raise ConfigError(f"{len(x)} embeddings but {len(ids)} identities")
+    names, counts = np.unique(ids, return_counts=True)
+    keep = np.isin(ids, names[counts >= min_images]) & np.isfinite(x).all(axis=1)
+    if len(np.unique(ids[keep])) < 2:
+        raise ConfigError(f"fewer than 2 identities have at least {min_images} images; lower min_images")
+    x = x[keep] / np.maximum(np.linalg.norm(x[keep], axis=1, keepdims=True), 1e-12)
+    ids = ids[keep]
+    return train_test_split(x, ids, test_size=test_size, stratify=ids, random_state=seed)
+
+
+def _classification_result(method: str, y_train, y_test, predicted) -> ClassificationResult:
+    import pandas as pd
+
+    rows = []
+    for name in np.unique(y_test):
+        m = y_test == name
+        rows.append({"identity": name, "n_train": int(np.sum(y_train == name)), "n_test": int(m.sum()),
+                     "accuracy": float(np.mean(predicted[m] == name))})
+    table = pd.DataFrame(rows).sort_values("accuracy", kind="stable").reset_index(drop=True)
+    return ClassificationResult(method, float(np.mean(predicted == y_test)), len(rows), len(y_train), len(y_test), table)
+
+
+def svc_classification(embeddings: np.ndarray, identities: Sequence, *, min_images: int = 10,
+                       test_size: float = 0.3, seed: int = 0) -> ClassificationResult:
+    """Linear SVC on L2-normalised embeddings of identities with ≥ ``min_images`` images.
+
+    The split is stratified per identity (each keeps ``test_size`` of its images for testing), seeded.
+    """
+    from sklearn.svm import SVC
+
+    x_tr, x_te, y_tr, y_te = _split_by_identity(embeddings, identities, min_images, test_size, seed)
+    predicted = SVC(kernel="linear", C=1.0).fit(x_tr, y_tr).predict(x_te)
+    return _classification_result("svc", y_tr, y_te, predicted)
+
+
+def nearest_mean_classification(embeddings: np.ndarray, identities: Sequence, *, min_images: int = 10,
+                                test_size: float = 0.3, seed: int = 0) -> ClassificationResult:
+    """Each test face goes to the identity whose mean training embedding is nearest (euclidean, L2-normalised)."""
+    x_tr, x_te, y_tr, y_te = _split_by_identity(embeddings, identities, min_images, test_size, seed)
+    names = np.unique(y_tr)
+    means = np.stack([x_tr[y_tr == n].mean(axis=0) for n in names])
+    means /= np.maximum(np.linalg.norm(means, axis=1, keepdims=True), 1e-12)
+    d = np.linalg.norm(x_te[:, None, :] - means[None], axis=2)
+    return _classification_result("nearest_mean", y_tr, y_te, names[np.argmin(d, axis=1)])
+
+
+def embed_lfw_identities(model: str = "dlib", *, min_images: int = 10, max_identities: int | None = None,
+                         max_images: int | None = None, lfw_root: str | os.PathLike | None = None,
+                         progress: bool = True) -> tuple[np.ndarray, np.ndarray]:
+    """Embeddings (N, D) and identity names (N,) of LFW people with ≥ ``min_images`` images (cached like pairs).
+
+    ``max_identities`` keeps the people with the most images first; ``max_images`` caps each person.
+    """
+    from .datasets import lfw_people
+
+    root = Path(lfw_root) if lfw_root is not None else config.data_path("lfw", "images_deepfunneled")
+    people = lfw_people(root, min_images=min_images)
+    order = sorted(people, key=lambda k: (-len(people[k]), k))[:max_identities]
+    paths, names = [], []
+    for name in order:
+        chosen = sorted(people[name])[:max_images]
+        paths += chosen
+        names += [name] * len(chosen)
+    emb, _, _ = embed_paths(model, paths, root=root, cache_name="lfw", progress=progress)
+    return emb, np.asarray(names)
