@@ -296,17 +296,19 @@ class _Image:
     load: Callable[[], np.ndarray] = field(repr=False)
 
 
+def _file_memo_key(path: Path) -> tuple[str, int, int, int]:
+    stat = path.stat()
+    return (str(path), stat.st_size, stat.st_mtime_ns, stat.st_ino)
+
+
 def _file_key(path: Path) -> tuple[str, bytes | None]:
     """(sha256 of the file's bytes, the bytes if they had to be read)."""
-    stat = path.stat()
-    memo_key = (str(path), stat.st_size, stat.st_mtime_ns, stat.st_ino)
+    memo_key = _file_memo_key(path)
     digest = _FILE_HASHES.get(memo_key)
     if digest is not None:
         return digest, None
     data = path.read_bytes()
-    digest = sha256_bytes(data)
-    _FILE_HASHES[memo_key] = digest
-    return digest, data
+    return sha256_bytes(data), data
 
 
 def _photo(path: Path) -> _Image:
@@ -324,6 +326,7 @@ def _photo(path: Path) -> _Image:
 
     if data is not None:  # check decodability now, so a bad file is reported where it is
         image = decode_image(data, source=str(path))
+        _FILE_HASHES[_file_memo_key(path)] = key  # remembered only once known to decode
         return _Image(str(path), 0, key, lambda: image)
     return _Image(str(path), 0, key, load)
 

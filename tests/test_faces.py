@@ -238,3 +238,14 @@ def test_video_gallery_uses_every_nth_frame_and_caches_per_frame(isolated_home, 
     assert {f.frame for f in result.faces} <= {0, 100, 200}
     assert all(f.source == str(clip) for f in result.faces)
     assert len(_cache_files(isolated_home)) == 2 * 3  # detections + embeddings per frame
+
+
+def test_a_second_search_in_the_same_process_still_skips_the_unreadable_file(isolated_home, detector, embedder,
+                                                                              train_dir, tmp_path):
+    gallery = tmp_path / "gallery"
+    gallery.mkdir()
+    shutil.copy(train_dir / "biden" / "biden.jpg", gallery / "biden.jpg")
+    (gallery / "broken.png").write_bytes(b"\x89PNG\r\n\x1a\n truncated")
+    for _ in range(2):
+        result = faces.detect_and_embed(gallery, detector=detector, embedder=embedder, progress=False)
+        assert result.images == 1 and len(result.skipped) == 1
