@@ -177,15 +177,19 @@ class StratifiedBatchSampler:
     The quotas (images per label per batch) are the largest-remainder rounding
     of ``batch_size`` by ``proportions`` — by default the share of each label
     among the eligible identities, so a batch mirrors the dataset's label
-    distribution exactly instead of only on average. Within a label, identities
-    are drawn without replacement through an epoch (a shuffled queue per label,
-    up to ``images_per_person`` random images each; the last identity of a quota
-    may give fewer). When a label's queue runs dry before the epoch ends, the
-    rest of its quota is **borrowed** from the other labels (the label with the
-    most identities left first) and counted in ``Batch.borrowed``; the epoch
-    ends when every queue is empty, and the next one reshuffles (identities
-    already in the batch being filled go to the back of the new queues, so no
-    identity appears twice in a batch while others are left).
+    distribution exactly instead of only on average.
+
+    Within a label, identities are drawn without replacement from a shuffled
+    queue (up to ``images_per_person`` random images each; the last identity of
+    a quota may give fewer); a label whose queue is empty starts its next pass
+    with a fresh shuffle, so small labels cycle through their identities faster
+    than large ones and every batch keeps the exact quotas. ``Batch.epoch`` counts
+    the passes over the largest label. No identity appears twice in a batch: a
+    label that runs out of identities for the batch being filled (all of them are
+    already in it) **borrows** the rest of its quota from the other labels (the
+    one with the most identities not yet in the batch first), counted in
+    ``Batch.borrowed``; this happens only when a label's identities cannot fill
+    its quota at all.
 
     Parameters
     ----------
@@ -222,22 +226,39 @@ class StratifiedBatchSampler:
 
     def __iter__(self) -> Iterator[Batch]:
         rng = np.random.default_rng(self.seed)
-        epoch = 0
-        queues = self._new_epoch(rng)
+        queues: dict[str, list[Hashable]] = {label: [] for label in self.pools}
+        passes = {label: -1 for label in self.pools}
+        largest = max(self.pools, key=lambda label: (len(self.pools[label]), label))
+
+        def next_identity(label: str, in_batch: set) -> Hashable | None:
+            """The label's next identity not yet in this batch; None when it has none left for this batch."""
+            if not queues[label]:
+                keys = self.pools[label]
+                order = [keys[i] for i in rng.permutation(len(keys))]
+                # identities already in the batch go to the front: popped last, never twice in one batch
+                queues[label] = [k for k in order if k in in_batch] + [k for k in order if k not in in_batch]
+                passes[label] += 1
+            if queues[label][-1] in in_batch:
+                return None
+            return queues[label].pop()
+
         while True:
-            if not any(queues.values()):
-                epoch += 1
-                queues = self._new_epoch(rng)
             ids, idx, labs, borrowed = [], [], [], 0
+            in_batch: set = set()
             for label, quota in self.quotas.items():
                 need = quota
                 while need > 0:
-                    source = label if queues[label] else max(queues, key=lambda k: (len(queues[k]), k == label))
-                    if not queues[source]:  # every queue is empty: start the next epoch mid-batch
-                        epoch += 1
-                        queues = self._new_epoch(rng, avoid=set(ids))
-                        continue
-                    key = queues[source].pop()
+                    source, key = label, next_identity(label, in_batch)
+                    if key is None:  # this label is out of identities for this batch: borrow
+                        others = sorted((o for o in self.pools if o != label),
+                                        key=lambda o: (-sum(k not in in_batch for k in self.pools[o]), o))
+                        for source in others:
+                            key = next_identity(source, in_batch)
+                            if key is not None:
+                                break
+                    if key is None:  # cannot happen: the constructor checked the capacity
+                        raise ConfigError("not enough distinct identities to fill a batch")
+                    in_batch.add(key)
                     take = min(self.identities[key], self.images_per_person, need)
                     chosen = rng.permutation(self.identities[key])[:take]
                     ids.extend([key] * take)
@@ -246,15 +267,7 @@ class StratifiedBatchSampler:
                     if source != label:
                         borrowed += take
                     need -= take
-            yield Batch(tuple(ids), tuple(idx), tuple(labs), epoch, borrowed)
-
-    def _new_epoch(self, rng: np.random.Generator, avoid: set = frozenset()) -> dict[str, list[Hashable]]:
-        """Shuffled queues (popped from the end); identities already in the current batch go last."""
-        queues = {}
-        for label, keys in self.pools.items():
-            order = [keys[i] for i in rng.permutation(len(keys))]
-            queues[label] = [k for k in order if k in avoid] + [k for k in order if k not in avoid]
-        return queues
+            yield Batch(tuple(ids), tuple(idx), tuple(labs), max(passes[largest], 0), borrowed)
 
     def batches(self, n: int) -> list[Batch]:
         """The first ``n`` batches of this seed's stream (the same on every call)."""

@@ -76,10 +76,9 @@ def test_stratified_batches_follow_quotas_exactly(dataset):
     assert sum(sampler.quotas.values()) == 1800
     batches = sampler.batches(200)
     composition = batch_composition(batches)
-    clean = [b.borrowed == 0 for b in batches]
-    assert sum(clean) >= 150  # borrowing only happens at epoch ends
+    assert all(b.borrowed == 0 for b in batches)  # every label has enough identities: no borrowing
     expected = np.array([sampler.quotas[c] for c in composition.columns])
-    assert (composition[clean].to_numpy() == expected).all()
+    assert (composition.to_numpy() == expected).all()
     assert (composition.sum(axis=1) == 1800).all()
     for batch in batches:
         per_person = np.bincount(np.unique(batch.identities, return_inverse=True)[1])
@@ -98,15 +97,18 @@ def test_stratified_excludes_single_image_identities(dataset):
     assert not used & singles
 
 
-def test_stratified_identities_used_once_per_epoch():
-    sizes = {f"p{k}": 4 for k in range(12)}
+def test_stratified_identities_cycle_per_label():
+    sizes = {f"p{k:02d}": 4 for k in range(12)}
     labels = {k: ("a" if int(k[1:]) < 8 else "b") for k in sizes}
     sampler = StratifiedBatchSampler(sizes, labels, people_per_batch=3, images_per_person=4, seed=3)
-    assert sampler.quotas == {"a": 8, "b": 4}
-    batches = sampler.batches(4)
-    assert [b.epoch for b in batches] == [0, 0, 0, 0][: len(batches)] or batches[3].epoch == 1
-    first_epoch = [p for b in batches if b.epoch == 0 for p in b.people]
-    assert len(first_epoch) == len(set(first_epoch))
+    assert sampler.quotas == {"a": 8, "b": 4}  # 2 "a" identities and 1 "b" identity per batch
+    batches = sampler.batches(8)
+    for label, pool in (("a", 8), ("b", 4)):
+        drawn = [p for b in batches for p in b.people if labels[p] == label]
+        first_pass, second_pass = drawn[:pool], drawn[pool:2 * pool]
+        assert sorted(first_pass) == sorted(second_pass) == sorted(k for k in sizes if labels[k] == label)
+    assert [b.epoch for b in batches] == [0, 0, 0, 0, 1, 1, 1, 1]  # passes over the largest label
+    assert all(b.borrowed == 0 for b in batches)
 
 
 def test_stratified_borrows_when_a_label_runs_out():
