@@ -38,7 +38,7 @@ import logging
 import os
 import time
 from abc import ABC, abstractmethod
-from dataclasses import asdict, dataclass, field, fields
+from dataclasses import asdict, dataclass, field, fields, replace
 from pathlib import Path
 from typing import Any, Mapping, Sequence
 
@@ -147,6 +147,8 @@ class TrainConfig:
     ``val_fraction``: share of identities held out for validation.
     ``device``: "auto" (cuda when available), "cpu" or "cuda".
     ``checkpoint_dir``: None → ``$CROWDKIT_HOME/runs/<backbone>-<sampler>-s<seed>``.
+    ``keep_epochs``: also keep ``epochNNN.pt`` after these epochs (e.g. (30, 50, 75)
+    to evaluate the study's three budgets from one 75-epoch run).
     """
 
     backbone: str = "projection"
@@ -163,6 +165,7 @@ class TrainConfig:
     patience: int | None = None
     val_fraction: float = 0.2
     checkpoint_dir: str | None = None
+    keep_epochs: tuple[int, ...] = ()
 
     def __post_init__(self) -> None:
         if self.backbone not in BACKBONES:
@@ -190,7 +193,7 @@ class TrainConfig:
         return "cuda" if torch.cuda.is_available() else "cpu"
 
     #: Fields that may differ between an interrupted run and its resumption.
-    RESUMABLE = ("epochs", "patience", "device", "checkpoint_dir")
+    RESUMABLE = ("epochs", "patience", "device", "checkpoint_dir", "keep_epochs")
 
     def same_run(self, other: "TrainConfig") -> list[str]:
         """Names of fields (other than :attr:`RESUMABLE`) on which two configs differ."""
@@ -442,7 +445,10 @@ def _save(path: Path, payload: dict) -> None:
 
 def _config_from_dict(d: Mapping[str, Any]) -> TrainConfig:
     known = {f.name for f in fields(TrainConfig)}
-    return TrainConfig(**{k: v for k, v in d.items() if k in known})
+    values = {k: v for k, v in d.items() if k in known}
+    if "keep_epochs" in values:
+        values["keep_epochs"] = tuple(values["keep_epochs"])
+    return TrainConfig(**values)
 
 
 @dataclass(frozen=True)
@@ -710,6 +716,8 @@ def train(config: TrainConfig, data: TrainingData, labels: Mapping[str, str] | s
         }
         if best_epoch == epoch + 1:
             _save(best_path, payload)
+        if epoch + 1 in config.keep_epochs:
+            _save(run_dir / f"epoch{epoch + 1:03d}.pt", payload)
         _save(last_path, payload)
         _write_metrics(metrics_path, history)
         epochs_this_call += 1
@@ -723,3 +731,58 @@ def train(config: TrainConfig, data: TrainingData, labels: Mapping[str, str] | s
         n_val_identities=len(val_ids), n_images=data.n_images, n_skipped=len(data.skipped),
         seconds=time.perf_counter() - t0,
     )
+
+
+# --------------------------------------------------------------------------- the two arms
+
+#: Book profiles. "quick"/"default" are CPU profiles (projection head on cached dlib descriptors of
+#: CelebA; seconds per run). "full" is the study's set-up for a GPU: facenet-pytorch's
+#: Inception-ResNet-v1 from scratch on 160 px MTCNN crops, FaceNet's batch shape (45 people × 40 images),
+#: 1000 batches per epoch, one 75-epoch run per arm and seed keeping the 30- and 50-epoch checkpoints.
+TRAIN_PROFILES: dict[str, dict[str, Any]] = {
+    "quick": {"backbone": "projection", "epochs": 5, "batches_per_epoch": 5, "people_per_batch": 15,
+              "images_per_person": 10, "lr": 1e-3, "seeds": (0, 1)},
+    "default": {"backbone": "projection", "epochs": 30, "batches_per_epoch": 10, "people_per_batch": 15,
+                "images_per_person": 10, "lr": 1e-3, "seeds": (0, 1, 2, 3, 4)},
+    "full": {"backbone": "inception_resnet_v1", "epochs": 75, "batches_per_epoch": 1000, "people_per_batch": 45,
+             "images_per_person": 40, "lr": 0.05, "seeds": (0, 1, 2), "keep_epochs": (30, 50, 75)},
+}
+
+
+def profile_config(profile: str = "default", **overrides: Any) -> tuple[TrainConfig, tuple[int, ...]]:
+    """The :class:`TrainConfig` and seeds of a book profile, with ``overrides`` (None values ignored)."""
+    try:
+        settings = dict(TRAIN_PROFILES[profile])
+    except KeyError:
+        raise ConfigError(f"unknown profile {profile!r}; known profiles: {', '.join(TRAIN_PROFILES)}") from None
+    settings.update({k: v for k, v in overrides.items() if v is not None})
+    seeds = tuple(int(s) for s in settings.pop("seeds"))
+    if "keep_epochs" in settings:
+        settings["keep_epochs"] = tuple(settings["keep_epochs"])
+    return TrainConfig(**settings), seeds
+
+
+def train_arms(base: TrainConfig, data: TrainingData, labels: Mapping[str, str] | None, *, seeds: Sequence[int],
+               root: str | os.PathLike, samplers: Sequence[str] = ("random", "stratified"),
+               progress: bool = True) -> list[TrainResult]:
+    """Train every sampler × seed (``root/<sampler>-s<seed>/``); finished runs are reloaded, interrupted ones resumed."""
+    results = []
+    for sampler in samplers:
+        for seed in seeds:
+            cfg = replace(base, sampler=sampler, seed=int(seed), checkpoint_dir=str(Path(root) / f"{sampler}-s{seed}"))
+            results.append(train(cfg, data, labels, progress=progress))
+    return results
+
+
+def find_runs(root: str | os.PathLike) -> list[dict[str, Any]]:
+    """Finished runs under ``root`` (as written by :func:`train_arms`): sampler, seed, epochs, checkpoint paths."""
+    import torch
+
+    runs = []
+    for last in sorted(Path(root).glob("*/last.pt")):
+        payload = torch.load(last, map_location="cpu", weights_only=False)
+        cfg = payload["config"]
+        runs.append({"sampler": cfg["sampler"], "seed": cfg["seed"], "epoch": payload["epoch"],
+                     "best_epoch": payload["best_epoch"], "best": last.parent / "best.pt", "last": last,
+                     "kept": sorted(last.parent.glob("epoch*.pt"))})
+    return runs
