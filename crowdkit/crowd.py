@@ -928,7 +928,10 @@ def plot_summary(performance: pd.DataFrame, *, value: str = "f1") -> "Figure":
 
     table = performance[performance["main"]]
     combos = [(r, l) for r in ("study", "iou") for l in LEVELS if ((table["rule"] == r) & (table["level"] == l)).any()]
-    fig, axes = plt.subplots(1, max(1, len(combos)), figsize=(4.2 * max(1, len(combos)), 3.6), squeeze=False)
+    ncols = min(2, max(1, len(combos)))
+    nrows = max(1, -(-len(combos) // ncols))
+    height = 0.9 + 0.45 * max(1, table["member"].nunique())
+    fig, axes = plt.subplots(nrows, ncols, figsize=(6.2 * ncols, height * nrows), squeeze=False)
     order = [c for c in ("normal", "compact", "intruder", "random", "mask1", "mask2") if c in set(table["challenge"])]
     for ax, (rule, level) in zip(axes.flat, combos):
         part = table[(table["rule"] == rule) & (table["level"] == level)]
@@ -994,3 +997,16 @@ def reported_beside_ours(reported: pd.DataFrame, performance: pd.DataFrame, *, t
     rates = [r for r in ("precision", "recall", "f1", "accuracy") if r in ours]
     means = ours.groupby("challenge")[rates].mean().add_prefix("ours_")
     return checked.merge(means, left_on="challenge", right_index=True, how="left")
+
+
+def in_challenge_order(table: pd.DataFrame) -> pd.DataFrame:
+    """Rows of a table indexed by (member, challenge, ...) sorted by member, then challenge in the study's order."""
+    from .simulate import CHALLENGES
+
+    rank = {c: i for i, c in enumerate(CHALLENGES)}
+    frame = table.reset_index()
+    frame["_rank"] = frame["challenge"].map(lambda c: rank.get(c, len(rank)))
+    keys = list(table.index.names)
+    frame = frame.sort_values(["member", "_rank", *[k for k in keys if k not in ("member", "challenge")]],
+                              kind="stable")
+    return frame.drop(columns="_rank").set_index(keys)
