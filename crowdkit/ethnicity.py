@@ -484,7 +484,7 @@ class VGG16Classifier(EthnicityClassifier):
                 loss = loss_fn(self.model(x), y)
                 loss.backward()
                 optimiser.step()
-                losses.append(float(loss))
+                losses.append(float(loss.detach()))
                 steps += 1
                 if max_steps is not None and steps >= max_steps:
                     break
@@ -744,8 +744,8 @@ def build_lookup_table(db_path: str | os.PathLike, identities: Mapping[str, Sequ
     chosen = {k: sample_images(list(v), str(k), max_images=max_images, seed=seed) for k, v in identities.items() if v}
     if not chosen:
         raise ConfigError("no identity has any image; nothing to put in the lookup table")
-    flat = [(k, p) for k, ps in chosen.items() for p in ps]
-    prediction = classifier.predict([p for _, p in flat]) if flat else None
+    flat = [p for ps in chosen.values() for p in ps]
+    prediction = classifier.predict(flat)
     proba, has_face = prediction.proba, prediction.has_face
     meta = {**classifier.fingerprint, "seed": str(seed), "max_images": str(max_images), "crowdkit_version": __version__,
             "created": datetime.now(timezone.utc).isoformat(timespec="seconds"), "classes": ",".join(CLASSES)}
