@@ -50,9 +50,10 @@ import math
 import re
 import time
 import warnings
+from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Mapping, Sequence
+from typing import TYPE_CHECKING, Any, Iterator, Mapping, Sequence
 
 import numpy as np
 import pandas as pd
@@ -64,7 +65,6 @@ from .metrics import OUTCOMES, Confusion, EqualErrorRate, UndefinedMetricWarning
 if TYPE_CHECKING:  # pragma: no cover
     from matplotlib.figure import Figure
 
-    from .annotations import Annotations
     from .simulate import SceneResult
     from .threshold import ThresholdChange
     from .validate import ValidationResult
@@ -293,7 +293,8 @@ def prepare_inputs(params: CrowdRunParams, *, scene_dir: str | Path | None = Non
     from .simulate import generate_scene
 
     spec = scene_spec(params)
-    scene = generate_scene(spec, scene_dir or scene_folder(spec))
+    with _scene_lock(Path(scene_dir or scene_folder(spec))) as folder:
+        scene = generate_scene(spec, folder)
     if params.query_photos is not None:
         given = _named_photos(params.query_photos)
         photos = {**{k: v for k, v in scene.query_photos.items() if v not in given.values()}, **given}
@@ -302,6 +303,29 @@ def prepare_inputs(params: CrowdRunParams, *, scene_dir: str | Path | None = Non
         photos = dict(scene.query_photos)
         primary = ("masked",) if params.challenge == "mask2" else ("front",)
     return RunInputs(scene.video, scene.annotations_xml, params.subject or scene.subject, photos, primary, True, scene)
+
+
+@contextmanager
+def _scene_lock(folder: Path) -> Iterator[Path]:
+    """Hold an exclusive lock beside ``folder`` while its scene is rendered or checked.
+
+    Parallel runs of ``mask1`` and ``mask2`` share one scene: the second waits
+    for the first's render and then finds it complete, instead of rendering it
+    again and swapping the folder under the first. (No lock where ``fcntl`` is
+    missing, e.g. on Windows.)
+    """
+    folder.parent.mkdir(parents=True, exist_ok=True)
+    try:
+        import fcntl
+    except ImportError:  # pragma: no cover
+        yield folder
+        return
+    with open(folder.parent / f".{folder.name}.lock", "w") as handle:
+        fcntl.flock(handle, fcntl.LOCK_EX)
+        try:
+            yield folder
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)
 
 
 def _named_photos(paths: Sequence[str | Path]) -> dict[str, Path]:
