@@ -351,29 +351,53 @@ def cached_embeddings(keys: Sequence[str], compute: Callable[[list[int]], tuple[
 
 @dataclass(frozen=True, eq=False)
 class PairEmbeddings:
-    """Embeddings of both images of every LFW pair.
+    """Embeddings of every image used by a set of LFW pairs, and the pairs as indices into them.
 
     Attributes
     ----------
     model : the model's name (``"dlib"`` or a checkpoint path).
     metric : the distance the model is meant to be compared with.
-    names_a, names_b : (N,) identity of each pair's images (LFW folder names).
-    embeddings_a, embeddings_b : (N, D) float32.
+    paths : (n,) the unique images;  names : (n,) their identities (LFW folder names).
+    embeddings : (n, D) float32;  status : (n,) int8, FACE_FOUND or CENTRE_FALLBACK (no face found,
+        embedded from the central box).
+    index_a, index_b : (N,) rows of each pair's two images.
     issame : (N,) bool;  folds : (N,) int.
-    n_images : unique images embedded;  n_fallbacks : of those, how many had no
-        detectable face and were embedded from the central box.
     """
 
     model: str
     metric: str
-    names_a: np.ndarray = field(repr=False)
-    names_b: np.ndarray = field(repr=False)
-    embeddings_a: np.ndarray = field(repr=False)
-    embeddings_b: np.ndarray = field(repr=False)
+    paths: tuple = field(repr=False)
+    names: np.ndarray = field(repr=False)
+    embeddings: np.ndarray = field(repr=False)
+    status: np.ndarray = field(repr=False)
+    index_a: np.ndarray = field(repr=False)
+    index_b: np.ndarray = field(repr=False)
     issame: np.ndarray = field(repr=False)
     folds: np.ndarray = field(repr=False)
-    n_images: int = 0
-    n_fallbacks: int = 0
+
+    @property
+    def embeddings_a(self) -> np.ndarray:
+        return self.embeddings[self.index_a]
+
+    @property
+    def embeddings_b(self) -> np.ndarray:
+        return self.embeddings[self.index_b]
+
+    @property
+    def names_a(self) -> np.ndarray:
+        return self.names[self.index_a]
+
+    @property
+    def names_b(self) -> np.ndarray:
+        return self.names[self.index_b]
+
+    @property
+    def n_images(self) -> int:
+        return len(self.paths)
+
+    @property
+    def n_fallbacks(self) -> int:
+        return int((self.status == CENTRE_FALLBACK).sum())
 
     @property
     def distances(self) -> np.ndarray:
@@ -381,6 +405,12 @@ class PairEmbeddings:
 
     def protocol(self, *, far_target: float = FAR_TARGET) -> LFWResult:
         return lfw_protocol(self.distances, self.issame, self.folds, far_target=far_target)
+
+    def identities_with(self, min_images: int) -> tuple[np.ndarray, np.ndarray]:
+        """Embeddings (M, D) and names (M,) of the images whose identity has ≥ ``min_images`` of them here."""
+        names, counts = np.unique(self.names, return_counts=True)
+        keep = np.isin(self.names, names[counts >= min_images])
+        return self.embeddings[keep], self.names[keep]
 
 
 def limit_pairs(folds: np.ndarray, same: np.ndarray, n_pairs: int | None) -> np.ndarray:
@@ -458,17 +488,15 @@ def embed_lfw_pairs(model: str = "dlib", *, pairs_path: str | os.PathLike | None
     paths = sorted(set(paths_a) | set(paths_b))
     emb, status, metric = embed_paths(model, paths, root=root, cache_name="lfw", progress=progress)
     row = {p: i for i, p in enumerate(paths)}
-    ia = np.array([row[p] for p in paths_a])
-    ib = np.array([row[p] for p in paths_b])
-    n_fallbacks = int((status == CENTRE_FALLBACK).sum())
-    if n_fallbacks:
-        log.info("%d of %d LFW images had no detectable face; embedded from the central box", n_fallbacks, len(paths))
-    return PairEmbeddings(
-        model=str(model), metric=metric,
-        names_a=np.array([p.parent.name for p in paths_a]), names_b=np.array([p.parent.name for p in paths_b]),
-        embeddings_a=emb[ia], embeddings_b=emb[ib],
-        issame=pair_set.same[keep], folds=pair_set.fold[keep], n_images=len(paths), n_fallbacks=n_fallbacks,
+    pairs = PairEmbeddings(
+        model=str(model), metric=metric, paths=tuple(paths), names=np.array([p.parent.name for p in paths]),
+        embeddings=emb, status=status, index_a=np.array([row[p] for p in paths_a]),
+        index_b=np.array([row[p] for p in paths_b]), issame=pair_set.same[keep], folds=pair_set.fold[keep],
     )
+    if pairs.n_fallbacks:
+        log.info("%d of %d LFW images had no detectable face; embedded from the central box",
+                 pairs.n_fallbacks, pairs.n_images)
+    return pairs
 
 
 def evaluate_lfw(model: str = "dlib", *, pairs_path: str | os.PathLike | None = None,
@@ -615,3 +643,31 @@ def embed_lfw_identities(model: str = "dlib", *, min_images: int = 10, max_ident
         names += [name] * len(chosen)
     emb, _, _ = embed_paths(model, paths, root=root, cache_name="lfw", progress=progress)
     return emb, np.asarray(names)
+
+
+def predict_group_labels(classifier: object, pairs: PairEmbeddings, *, max_images: int = 10,
+                         seed: int = 0) -> dict[str, str]:
+    """Predicted group of every identity in ``pairs``, the lookup table's way: mean class probabilities over
+    up to ``max_images`` images (``crowdkit.ethnicity.sample_images``), then argmax.
+
+    A classifier that reads dlib descriptors (``predict_features``, the probe) is applied to the cached
+    descriptors of a ``"dlib"`` PairEmbeddings, so nothing is embedded twice; otherwise
+    ``predict_proba(paths)`` runs on the images. These are predictions with a measured error, not facts.
+    """
+    from .ethnicity import CLASSES, sample_images
+
+    by_name: dict[str, list[int]] = {}
+    for i, name in enumerate(pairs.names.tolist()):
+        by_name.setdefault(name, []).append(i)
+    chosen = {}
+    for name, rows in by_name.items():
+        keep = {str(p) for p in sample_images([Path(str(pairs.paths[r])) for r in rows], name,
+                                              max_images=max_images, seed=seed)}
+        chosen[name] = [r for r in rows if str(Path(str(pairs.paths[r]))) in keep]
+    rows = sorted(r for v in chosen.values() for r in v)
+    if hasattr(classifier, "predict_features") and pairs.model == "dlib":
+        proba = classifier.predict_features(pairs.embeddings[rows])
+    else:
+        proba = classifier.predict_proba([pairs.paths[r] for r in rows])
+    at = {r: k for k, r in enumerate(rows)}
+    return {name: CLASSES[int(np.argmax(proba[[at[r] for r in v]].mean(axis=0)))] for name, v in chosen.items()}

@@ -147,12 +147,13 @@ def test_dlib_on_an_lfw_subset_lands_high(capsys):
     assert summary["auc"] >= 0.98
 
 
-def _pair_embeddings(d: np.ndarray, same: np.ndarray, names_a, names_b) -> ev.PairEmbeddings:
-    # 1-D "embeddings" whose euclidean distance is d.
-    return ev.PairEmbeddings(model="synthetic", metric="euclidean", names_a=np.asarray(names_a),
-                             names_b=np.asarray(names_b), embeddings_a=np.zeros((len(d), 1)),
-                             embeddings_b=np.asarray(d, float)[:, None], issame=np.asarray(same, bool),
-                             folds=np.arange(len(d)) % 2)
+def _pair_embeddings(d, same, names_a, names_b) -> ev.PairEmbeddings:
+    # One image per pair side; 1-D "embeddings" whose euclidean distance is d.
+    n = len(d)
+    return ev.PairEmbeddings(
+        model="synthetic", metric="euclidean", paths=tuple(range(2 * n)), names=np.r_[names_a, names_b],
+        embeddings=np.r_[np.zeros(n), np.asarray(d, float)][:, None], status=np.zeros(2 * n, np.int8),
+        index_a=np.arange(n), index_b=np.arange(n, 2 * n), issame=np.asarray(same, bool), folds=np.arange(n) % 2)
 
 
 def test_group_errors_split_pairs_by_predicted_group():
