@@ -35,7 +35,7 @@ import os
 import shutil
 import time
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Iterator
 
@@ -77,6 +77,8 @@ class FindBenchmark:
     max_abs_delta_distance: float
     agreement: float
     threshold: float
+    cpu_s: dict[str, float] = field(default_factory=dict)
+    load_average: str = ""
 
     @property
     def speedup_cold(self) -> float:
@@ -115,8 +117,21 @@ class FindBenchmark:
             f"(target <= 1.25: {ok(self.cold_over_limit <= 1.25)})",
             f"identical chips: max |d_deepface - d_crowdkit| = {self.max_abs_delta_distance:.2e}; same decision at "
             f"cosine {self.threshold:g} for {self.agreement:.4f} of faces (target >= 0.99: {ok(self.agreement >= 0.99)})",
+            *self._cpu_lines(),
             self.summary_line(),
         ])
+
+    def _cpu_lines(self) -> list[str]:
+        if not self.cpu_s:
+            return []
+        cpu = self.cpu_s
+        line = "CPU seconds (this process + its workers): " + ", ".join(f"{k} {v:.2f}" for k, v in cpu.items())
+        lines = [line]
+        if cpu.get("crowdkit_cold") and cpu.get("deepface_cold"):
+            lines.append(f"CPU-time ratio cold {cpu['deepface_cold'] / cpu['crowdkit_cold']:.2f}x, warm "
+                         f"{cpu['deepface_warm'] / max(cpu['crowdkit_warm'], 1e-9):.2f}x; load average (1/5/15 min) "
+                         f"{self.load_average}")
+        return lines
 
 
 # --------------------------------------------------------------------------- the gallery
@@ -198,6 +213,36 @@ def build_lfw_gallery(
 
 # --------------------------------------------------------------------------- helpers
 
+class _Stopwatch:
+    """Wall seconds and CPU seconds (this process's threads plus reaped child processes).
+
+    On a shared machine wall time depends on what else runs; CPU seconds show
+    the work each implementation did. Worker processes count once they have
+    exited (close their pool before :meth:`stop`).
+    """
+
+    def __init__(self) -> None:
+        import resource
+
+        self._resource = resource
+        self._wall = time.perf_counter()
+        self._cpu = self._cpu_now()
+
+    def _cpu_now(self) -> float:
+        children = self._resource.getrusage(self._resource.RUSAGE_CHILDREN)
+        return time.process_time() + children.ru_utime + children.ru_stime
+
+    def stop(self) -> tuple[float, float]:
+        return time.perf_counter() - self._wall, self._cpu_now() - self._cpu
+
+
+def _load_average() -> str:
+    try:
+        return " / ".join(f"{v:.1f}" for v in os.getloadavg())
+    except OSError:  # pragma: no cover - not on every platform
+        return "n/a"
+
+
 @contextmanager
 def _crowdkit_home(path: Path) -> Iterator[None]:
     """Run with ``CROWDKIT_HOME`` pointing at ``path`` (so crowdkit's caches start empty there)."""
@@ -221,15 +266,16 @@ def _prepare_deepface() -> None:
     install_dlib_for_deepface()
 
 
-def _deepface_find(query: Path, gallery: Path, detector: str) -> tuple[float, "object"]:
+def _deepface_find(query: Path, gallery: Path, detector: str) -> tuple[float, float]:
+    """(wall s, CPU s) of one DeepFace.find call."""
     from deepface import DeepFace
 
-    start = time.perf_counter()
-    result = DeepFace.find(
+    watch = _Stopwatch()
+    DeepFace.find(
         img_path=str(query), db_path=str(gallery), model_name="Dlib", detector_backend=detector,
         distance_metric="cosine", enforce_detection=False, silent=True, refresh_database=True,
     )
-    return time.perf_counter() - start, result
+    return watch.stop()
 
 
 def _deepface_rows(gallery: Path) -> int:
@@ -308,8 +354,9 @@ def run_find_benchmark(
     for stale in bench.folder.glob("representations_*.pkl"):
         stale.unlink()
     logger.info("DeepFace.find cold over %d images (this takes a few minutes)", bench.images)
-    deepface_cold, _ = _deepface_find(bench.query_cold, bench.folder, detector)
-    deepface_warm, result = _deepface_find(bench.query_warm, bench.folder, detector)
+    load_before = _load_average()
+    deepface_cold, deepface_cold_cpu = _deepface_find(bench.query_cold, bench.folder, detector)
+    deepface_warm, deepface_warm_cpu = _deepface_find(bench.query_warm, bench.folder, detector)
     faces_deepface = _deepface_rows(bench.folder)
 
     # crowdkit cold: a fresh home (empty caches), models not yet built, nothing remembered in memory.
@@ -318,14 +365,15 @@ def run_find_benchmark(
         shutil.rmtree(home)
     with _crowdkit_home(home):
         faces_mod.forget()
-        start = time.perf_counter()
+        watch = _Stopwatch()
         cold_table = faces_mod.find([bench.query_cold], bench.folder, detector=detector, model="dlib",
                                     metric="cosine", progress=progress)
-        crowdkit_cold = time.perf_counter() - start
-        start = time.perf_counter()
+        faces_mod.resolve_embedder("dlib").close()  # reap the workers so their CPU time is counted
+        crowdkit_cold, crowdkit_cold_cpu = watch.stop()
+        watch = _Stopwatch()
         faces_mod.find([bench.query_warm], bench.folder, detector=detector, model="dlib", metric="cosine",
                        progress=False)
-        crowdkit_warm = time.perf_counter() - start
+        crowdkit_warm, crowdkit_warm_cpu = watch.stop()
 
         # The aligned chips crowdkit produced (from its cache: detections are not recomputed).
         embedder = faces_mod.resolve_embedder("dlib")
@@ -338,9 +386,9 @@ def run_find_benchmark(
     logger.info("bare inference: dlib on %d chips, one worker", len(gallery))
     single = _single_worker_embedder()
     single.embed(gallery.chips[:1])  # load the model outside the timing
-    start = time.perf_counter()
+    watch = _Stopwatch()
     bare = single.embed(gallery.chips)
-    bare_inference = time.perf_counter() - start
+    bare_inference, bare_cpu = watch.stop()
 
     logger.info("agreement: deepface's Dlib client on the same %d chips", len(gallery))
     theirs_gallery = _deepface_embed(gallery.chips)
@@ -359,4 +407,7 @@ def run_find_benchmark(
         crowdkit_cold_s=crowdkit_cold, crowdkit_warm_s=crowdkit_warm,
         bare_inference_s=bare_inference, cores_used=cores,
         max_abs_delta_distance=delta, agreement=agreement, threshold=threshold,
+        cpu_s={"deepface_cold": deepface_cold_cpu, "deepface_warm": deepface_warm_cpu,
+               "crowdkit_cold": crowdkit_cold_cpu, "crowdkit_warm": crowdkit_warm_cpu, "bare_inference": bare_cpu},
+        load_average=f"{load_before} before, {_load_average()} after",
     )
