@@ -32,6 +32,7 @@ dependencies' hashes) equals the one recorded is skipped.
 from __future__ import annotations
 
 import concurrent.futures as cf
+import contextvars
 import datetime as dt
 import fnmatch
 import functools
@@ -513,10 +514,17 @@ def execute_run(spec: RunSpec, *, dependency_hashes: Mapping[str, str] | None = 
 
 def _execute_job(spec: RunSpec, dependency_hashes: dict[str, str], kernel: str, force: bool,
                  delay: float) -> RunResult:
-    """Worker entry point (process pool or Dask worker): stagger, then execute."""
+    """Worker entry point (process pool or Dask worker): stagger, then execute.
+
+    The run gets a fresh ``contextvars`` context: jupyter_core keeps the event
+    loop that drives the kernel client in a context variable, and Dask worker
+    threads can inherit one another's, so two runs in two threads of one
+    worker would share (and fight over) one loop.
+    """
     if delay > 0:
         time.sleep(delay)
-    return execute_run(spec, dependency_hashes=dependency_hashes, kernel=kernel, force=force)
+    return contextvars.Context().run(execute_run, spec, dependency_hashes=dependency_hashes, kernel=kernel,
+                                     force=force)
 
 
 @dataclass
