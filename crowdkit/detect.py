@@ -481,7 +481,9 @@ class RetinaFaceDetector(Detector):
     threshold : float
         Face score threshold (default 0.9, the package's).
     allow_upscaling : bool
-        Let the package upscale small images (default True).
+        Let the package rescale images so the short side is 1024 px (default True, the
+        package's). On this project's 2-core CPU one forward pass at that size takes
+        tens of seconds; ``False`` keeps the image's own size.
     """
 
     name = "retinaface"
@@ -505,10 +507,19 @@ class RetinaFaceDetector(Detector):
         from retinaface import RetinaFace
         from retinaface.model import retinaface_model
 
+        try:
+            network = retinaface_model.build_model()
+        except ValueError as error:
+            if "KerasTensor" not in str(error):
+                raise
+            raise ConfigError(
+                "retina-face cannot build its model under Keras 3: TensorFlow was imported before "
+                "TF_USE_LEGACY_KERAS=1 was set. Fix: export TF_USE_LEGACY_KERAS=1 before starting Python "
+                "(or set it before anything imports tensorflow, e.g. the mtcnn package)."
+            ) from None
         # Our own model (not the package's global singleton), wrapped as the package does.
         self._model = tf.function(
-            retinaface_model.build_model(),
-            input_signature=(tf.TensorSpec(shape=[None, None, None, 3], dtype=np.float32),),
+            network, input_signature=(tf.TensorSpec(shape=[None, None, None, 3], dtype=np.float32),)
         )
         self._detect_faces = RetinaFace.detect_faces
 
