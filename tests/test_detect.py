@@ -178,9 +178,9 @@ def test_unknown_backend_and_bad_options() -> None:
         get_detector("opencv", no_such_option=3)
 
 
-@pytest.mark.slow
 def test_dlib_mmod_on_a_single_face(obama_small: np.ndarray) -> None:
-    # MMOD's CNN takes seconds per small photo here; upsample=0 still finds a ~110 px face.
+    # MMOD's CNN takes 2-9 s on this small photo here (a minute on two_people.jpg);
+    # upsample=0 still finds a ~110 px face.
     mmod = get_detector("dlib-mmod", upsample=0)
     faces = mmod.detect(obama_small)
     assert len(faces) == 1
