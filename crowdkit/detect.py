@@ -166,6 +166,13 @@ class Detector(ABC):
     """
 
     name: str = ""
+    #: Attributes that change which faces are found (not batch size or device).
+    _option_names: tuple[str, ...] = ()
+
+    @property
+    def options(self) -> dict[str, Any]:
+        """The options that decide the detections: what a cache key for them must include."""
+        return {name: getattr(self, name) for name in self._option_names}
 
     def detect(self, image: np.ndarray) -> list[Detection]:
         """Faces in one RGB ``uint8`` image (H, W, 3); score-descending, possibly empty."""
@@ -188,7 +195,8 @@ class Detector(ABC):
         return [self._detect(image) for image in images]
 
     def __repr__(self) -> str:
-        return f"{type(self).__name__}(name={self.name!r})"
+        options = ", ".join(f"{k}={v!r}" for k, v in self.options.items())
+        return f"{type(self).__name__}({options})"
 
 
 DETECTORS: Registry[Detector] = Registry("detector")
@@ -287,6 +295,7 @@ class MTCNNDetector(Detector):
     """
 
     name = "mtcnn"
+    _option_names = ("min_face_size", "thresholds", "factor")
 
     def __init__(self, *, min_face_size: int = 20, thresholds: Sequence[float] = (0.6, 0.7, 0.7),
                  factor: float = 0.709, device: str = "cpu", batch_size: int = 16) -> None:
@@ -296,6 +305,7 @@ class MTCNNDetector(Detector):
             raise ConfigError(f"option thresholds must be 3 numbers in [0, 1], got {thresholds!r}")
         if not 0.0 < float(factor) < 1.0:
             raise ConfigError(f"option factor must be in (0, 1), got {factor!r}")
+        self.factor = float(factor)
         self.batch_size = _positive_int("batch_size", batch_size)
         try:
             from facenet_pytorch import MTCNN
@@ -305,7 +315,7 @@ class MTCNNDetector(Detector):
                 "fix: pip install --no-deps facenet-pytorch==2.6.0"
             ) from None
         self._model = MTCNN(keep_all=True, select_largest=False, min_face_size=self.min_face_size,
-                            thresholds=list(self.thresholds), factor=float(factor), device=device)
+                            thresholds=list(self.thresholds), factor=self.factor, device=device)
 
     @staticmethod
     def _convert(boxes: Any, probs: Any, points: Any) -> list[Detection]:
@@ -355,6 +365,7 @@ class DlibHOGDetector(Detector):
     """
 
     name = "dlib-hog"
+    _option_names = ("upsample", "threshold")
 
     def __init__(self, *, upsample: int = 1, threshold: float = 0.0) -> None:
         import dlib
@@ -388,6 +399,7 @@ class DlibMMODDetector(Detector):
     """
 
     name = "dlib-mmod"
+    _option_names = ("upsample",)
 
     def __init__(self, *, upsample: int = 1, batch_size: int = 8) -> None:
         import dlib
@@ -436,6 +448,7 @@ class OpenCVHaarDetector(Detector):
     """
 
     name = "opencv"
+    _option_names = ("scale_factor", "min_neighbors", "min_size")
     CASCADE = "haarcascade_frontalface_default.xml"
 
     def __init__(self, *, scale_factor: float = 1.1, min_neighbors: int = 5, min_size: int = 20) -> None:
@@ -493,6 +506,7 @@ class RetinaFaceDetector(Detector):
     """
 
     name = "retinaface"
+    _option_names = ("threshold", "allow_upscaling")
 
     def __init__(self, *, threshold: float = 0.9, allow_upscaling: bool = True) -> None:
         from . import config, weights

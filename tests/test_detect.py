@@ -164,6 +164,12 @@ def test_detection_is_frozen_and_read_only() -> None:
         face.score = 1.0  # type: ignore[misc]
 
 
+def test_options_name_what_decides_the_detections() -> None:
+    assert detector("mtcnn").options == {"min_face_size": 20, "thresholds": (0.6, 0.7, 0.7), "factor": 0.709}
+    assert get_detector("dlib-hog", upsample=0).options == {"upsample": 0, "threshold": 0.0}
+    assert "min_neighbors=5" in repr(detector("opencv"))
+
+
 def test_unknown_backend_and_bad_options() -> None:
     assert {"retinaface", "mtcnn", "dlib-hog", "dlib-mmod", "opencv"} <= set(DETECTORS.names())
     with pytest.raises(UnknownBackendError, match="mtcnn"):
