@@ -126,3 +126,43 @@ def test_training_reduces_loss_on_real_celeba_faces(tmp_path, data_root):
     first, last = result.history[0], result.history[-1]
     assert last.loss < first.loss
     assert last.active_fraction <= first.active_fraction
+
+
+def test_alignment_skips_and_counts_images_without_a_face(tmp_path, isolated_home, lfw_dir):
+    """MTCNN margin crops (160 px) of real LFW photos; a blank image is reported, skipped and remembered."""
+    from PIL import Image
+
+    blank = tmp_path / "blank.jpg"
+    Image.new("RGB", (120, 120), (128, 128, 128)).save(blank)
+    people = {name: sorted((lfw_dir / name).glob("*.jpg"))[:2] for name in ("Aaron_Peirsol", "Abdullah_Gul")}
+    people["Abdullah_Gul"].append(blank)
+    report = T.align_dataset(people, dataset="test", progress=False)
+    assert report.n_aligned == 4 and report.skipped == (blank,)
+    chip = np.asarray(Image.open(report.aligned["Aaron_Peirsol"][0]))
+    assert chip.shape == (160, 160, 3)
+    again = T.align_dataset(people, dataset="test", progress=False)  # all from the cache
+    assert (again.n_cached, again.n_new, again.skipped) == (4, 0, (blank,))
+
+    data = T.load_training_data("small_cnn", people, dataset="test", progress=False)
+    assert data.inputs["Abdullah_Gul"].shape == (2, 64, 64, 3) and data.skipped == (blank,)
+
+
+@pytest.mark.slow
+def test_small_cnn_checkpoint_embeds_lfw_images(tmp_path, isolated_home, lfw_dir):
+    rng = np.random.default_rng(0)
+    inputs = {f"id{i}": rng.integers(0, 255, size=(4, 64, 64, 3), dtype=np.uint8) for i in range(6)}
+    data = T.TrainingData("image", 64, inputs, {k: () for k in inputs})
+    cfg = _cfg(tmp_path, "cnn", backbone="small_cnn", epochs=1, batches_per_epoch=2, val_fraction=0.0)
+    result = T.train(cfg, data, progress=False)
+    model = T.load_model(result.last_checkpoint)
+    paths = sorted((lfw_dir / "Aaron_Peirsol").glob("*.jpg"))[:2]
+    emb, status = model.embed_paths(paths, root=lfw_dir, cache_name="lfw", progress=False)
+    assert emb.shape == (2, 128) and status.tolist() == [0, 0]
+    assert np.allclose(np.linalg.norm(emb, axis=1), 1.0, atol=1e-5)
+
+
+def test_inception_resnet_v1_builds_untrained():
+    net = T._embedding_net(T.BACKBONES.create("inception_resnet_v1"), 128).eval()
+    with torch.no_grad():
+        out = net(torch.randn(2, 3, 160, 160))
+    assert out.shape == (2, 128)
