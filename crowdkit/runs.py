@@ -6,7 +6,8 @@ A plan is a YAML file under ``data/plans/``::
     notebook: notebooks/crowd/crowd_run.ipynb   # relative to the project root
     output_dir: book/runs/crowd                 # executed notebooks land here
     order: 20                                    # plans run in this order (default 50)
-    rerun: changed                               # or "always" (summary pages)
+    summary: false                               # true: a page collecting earlier runs (see below)
+    rerun: changed                               # or "always"
     parameters: {stride: 2}                      # defaults for every run
     profiles:                                    # overrides per profile
       quick: {parameters: {max_frames: 60}, runs: [alice-normal]}
@@ -16,6 +17,11 @@ A plan is a YAML file under ``data/plans/``::
       - name: alice-normal
         parameters: {member: alice, challenge: normal}
         # optional: notebook (another notebook), depends_on: [other run names]
+
+A summary plan (``summary: true``: the crowd summary, the appendix) runs, in
+``crowdkit book build``, after every run of the plans before it, and its hash
+includes theirs: it re-runs exactly when one of them changed. Run on its own
+(``crowdkit run``) it cannot know what it summarises, so it always runs.
 
 Parameters are merged plan < run < profile < command line. Every run is
 executed with the working directory at the project root, so relative paths in
@@ -66,7 +72,7 @@ RUN_DIR_PARAMETER = "run_dir"
 #: Folder (inside a plan's output_dir) where notebooks are executed before they are final.
 STAGING = ".staging"
 
-_PLAN_KEYS = {"description", "notebook", "output_dir", "order", "rerun", "parameters", "profiles", "runs"}
+_PLAN_KEYS = {"description", "notebook", "output_dir", "order", "rerun", "summary", "parameters", "profiles", "runs"}
 _RUN_KEYS = {"name", "parameters", "notebook", "depends_on"}
 _PROFILE_KEYS = {"parameters", "runs"}
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
@@ -85,7 +91,8 @@ class RunSpec:
     output_dir: Path  # absolute
     root: Path  # project root: the working directory of the kernel
     depends_on: tuple[str, ...] = ()  # keys ("plan/name") of runs that must finish first
-    always: bool = False  # re-run even when nothing changed (pages summarising other runs)
+    always: bool = False  # re-run even when nothing changed
+    summary: bool = False  # collects earlier runs: runs after them, re-runs when one of them changed
     profile: str = "default"
 
     @property
@@ -230,7 +237,7 @@ def load_plan(path: str | os.PathLike, profile: str = "default", *, root: str | 
             depends = [depends]
         runs.append(RunSpec(plan=name, name=run_name, notebook=(root / notebook).resolve(), parameters=params,
                             output_dir=output_dir, root=root, depends_on=tuple(f"{name}/{d}" for d in depends),
-                            always=rerun == "always", profile=profile))
+                            always=rerun == "always", summary=bool(raw.get("summary", False)), profile=profile))
     for run in runs:
         for dep in run.depends_on:
             if dep.split("/", 1)[1] not in seen:
@@ -284,9 +291,12 @@ def input_checksums(parameters: Mapping[str, Any], root: Path) -> dict[str, str]
 
     A relative value is resolved against ``root`` (the kernel's working
     directory). Files get their sha256; folders the fingerprint of
-    :func:`_folder_fingerprint`. Values that name nothing on disk are ignored.
+    :func:`_folder_fingerprint`. Values that name nothing on disk are ignored,
+    and so is anything under ``book/runs``: runs' outputs are covered by the
+    hashes of the runs that made them (a summary page depends on those runs).
     """
     found: dict[str, str] = {}
+    outputs = (root / "book" / "runs").resolve()
 
     def visit(value: Any) -> None:
         if isinstance(value, (list, tuple)):
@@ -296,6 +306,8 @@ def input_checksums(parameters: Mapping[str, Any], root: Path) -> dict[str, str]
             candidate = Path(value).expanduser()
             candidate = candidate if candidate.is_absolute() else root / candidate
             try:
+                if candidate.resolve().is_relative_to(outputs):
+                    return
                 if candidate.is_file():
                     found[value] = sha256_file(candidate)
                 elif candidate.is_dir():
@@ -455,7 +467,8 @@ def execute_run(spec: RunSpec, *, dependency_hashes: Mapping[str, str] | None = 
     """
     digest, parts = content_hash(spec, dependency_hashes)
     sidecar = read_sidecar(spec)
-    if (not force and not spec.always and sidecar.get("status") == "ok"
+    always = spec.always or (spec.summary and not dependency_hashes)  # a summary run alone: always
+    if (not force and not always and sidecar.get("status") == "ok"
             and sidecar.get("content_hash") == digest and spec.output_path.is_file()):
         return RunResult(spec.key, _relative(spec.notebook, spec.root), "skipped",
                          float(sidecar.get("seconds", 0.0)), spec.output_path, digest)
@@ -686,8 +699,8 @@ def book_specs(root: str | os.PathLike | None = None, profile: str = "default") 
 
     Runs whose notebook does not exist yet are left out with a warning (and
     so are runs depending on them), so the book builds before every chapter
-    has landed. Plans with ``rerun: always`` (summary pages, the
-    reproducibility appendix) run after every other plan.
+    has landed. Summary plans (``summary: true``: the crowd summary, the
+    reproducibility appendix) depend on every run of the plans before them.
     """
     root = Path(root).resolve() if root else config.PROJECT_ROOT
     plans = sorted((load_plan(p, profile, root=root) for p in discover_plans(root)), key=lambda p: (p.order, p.name))
@@ -714,11 +727,11 @@ def book_specs(root: str | os.PathLike | None = None, profile: str = "default") 
         if other != spec.key:
             raise ConfigError(f"runs {other} and {spec.key} would both write {spec.output_path}: "
                               "give their plans different output_dir or the runs different names")
-    # A summary page (rerun: always) reads what runs before it: it waits for every other run and for
-    # the summary pages of plans ordered before its own.
-    others = [s for s in specs if not s.always]
+    # A summary page reads what runs before it: it waits for every other run and for the summary
+    # pages of plans ordered before its own (and re-runs when one of them changed).
+    others = [s for s in specs if not s.summary]
     ordered = list(others)
-    for summary in (s for s in specs if s.always):
+    for summary in (s for s in specs if s.summary):
         before = tuple(s.key for s in ordered if s.plan != summary.plan)
         ordered.append(replace(summary, depends_on=tuple(dict.fromkeys(summary.depends_on + before))))
     return ordered, left_out

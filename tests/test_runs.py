@@ -232,7 +232,7 @@ def test_book_runs_every_plan_leaves_out_missing_notebooks_and_puts_aside_unsele
     write_plan(project, PLAN, name="tiny")
     write_plan(project, "notebook: notebooks/not_yet.ipynb\noutput_dir: book/runs/later\nruns:\n  - name: one\n",
                name="later")
-    write_plan(project, "notebook: notebooks/tiny.ipynb\noutput_dir: book/runs/summary\nrerun: always\norder: 90\n"
+    write_plan(project, "notebook: notebooks/tiny.ipynb\noutput_dir: book/runs/summary\nsummary: true\norder: 90\n"
                "profiles: {quick: {}}\nruns:\n  - name: all\n", name="summary")
     zz = PLAN.replace("runs: [a]", "runs: []").replace("quick: {parameters: {x: 100}, ", "quick: {")
     write_plan(project, zz, name="zz")  # no quick selection: all runs in every profile
@@ -255,6 +255,9 @@ def test_book_runs_every_plan_leaves_out_missing_notebooks_and_puts_aside_unsele
     statuses = {r.key: r.status for r in again.runs}
     assert statuses["tiny/b"] == "skipped" and (tiny / "b.ipynb").is_file()  # back, and still up to date
     assert statuses["tiny/a"] == "ran" and statuses["zz/a"] == "skipped" and statuses["summary/all"] == "ran"
+    unchanged = runs.build_book(project, html=False, progress=False)
+    assert {r.status for r in unchanged.runs} == {"skipped"}  # the summary too: nothing it reads changed
+    assert runs.run_plan(runs.load_plan(project / "data" / "plans" / "summary.yaml"), progress=False)[0].status == "ran"
 
 
 def test_missing_kernel_is_named_with_the_fix(project):
