@@ -612,7 +612,8 @@ def _write_metrics(path: Path, history: Sequence[EpochMetrics]) -> None:
 
 
 def train(config: TrainConfig, data: TrainingData, labels: Mapping[str, str] | str | os.PathLike | None = None, *,
-          resume: bool = True, progress: bool = True, stop_after: int | None = None) -> TrainResult:
+          classifier: Any = None, resume: bool = True, progress: bool = True,
+          stop_after: int | None = None) -> TrainResult:
     """Train ``config.backbone`` with triplet loss on ``data``; returns where the checkpoints are and the curve.
 
     Parameters
@@ -622,6 +623,9 @@ def train(config: TrainConfig, data: TrainingData, labels: Mapping[str, str] | s
     labels : identity → label (predicted ethnicity), or the path of a lookup
         table (SQLite, :func:`crowdkit.ethnicity.lookup_labels`); required by
         the stratified sampler, carried along by the random one.
+    classifier : with a lookup-table path, the ethnicity classifier (or its
+        fingerprint) the table must have been built with; a table built by
+        another one raises :class:`~crowdkit.exceptions.LookupTableMismatchError`.
     resume : continue from ``last.pt`` in the run folder when there is one
         (its config must match apart from epochs/patience/device).
     stop_after : stop (as if interrupted) after this many epochs of *this
@@ -633,7 +637,7 @@ def train(config: TrainConfig, data: TrainingData, labels: Mapping[str, str] | s
     if isinstance(labels, (str, os.PathLike)):
         from .ethnicity import lookup_labels
 
-        labels = lookup_labels(labels)
+        labels = lookup_labels(labels, classifier=classifier)
     t0 = time.perf_counter()
     run_dir = config.run_dir()
     run_dir.mkdir(parents=True, exist_ok=True)

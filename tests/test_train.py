@@ -166,3 +166,24 @@ def test_inception_resnet_v1_builds_untrained():
     with torch.no_grad():
         out = net(torch.randn(2, 3, 160, 160))
     assert out.shape == (2, 128)
+
+
+def test_lookup_table_from_another_classifier_is_refused(tmp_path):
+    """The stratified arm reads its labels from the lookup table; a table made by another classifier is an error."""
+    import sqlite3
+
+    from crowdkit.exceptions import LookupTableMismatchError
+
+    db = tmp_path / "lookup.sqlite"
+    with sqlite3.connect(db) as con:
+        con.execute("CREATE TABLE meta (key TEXT PRIMARY KEY, value TEXT NOT NULL)")
+        con.execute("INSERT INTO meta VALUES ('classifier', 'probe')")
+        con.execute("CREATE TABLE identities (identity TEXT PRIMARY KEY, label TEXT NOT NULL)")
+        con.executemany("INSERT INTO identities VALUES (?, ?)", [(f"id{i:02d}", "AB"[i % 2]) for i in range(12)])
+    data = _synthetic_data()
+    with pytest.raises(LookupTableMismatchError, match="vgg16"):
+        T.train(_cfg(tmp_path, "lk", sampler="stratified", epochs=1), data, db, classifier={"classifier": "vgg16"},
+                progress=False)
+    result = T.train(_cfg(tmp_path, "lk", sampler="stratified", epochs=1), data, db,
+                     classifier={"classifier": "probe"}, progress=False)
+    assert len(result.history) == 1
