@@ -65,6 +65,7 @@ from .metrics import OUTCOMES, Confusion, EqualErrorRate, UndefinedMetricWarning
 if TYPE_CHECKING:  # pragma: no cover
     from matplotlib.figure import Figure
 
+    from .annotations import Annotations
     from .simulate import SceneResult
     from .threshold import ThresholdChange
     from .validate import ValidationResult
@@ -399,7 +400,9 @@ class CrowdRunResult:
     validations : rule → :class:`~crowdkit.validate.ValidationResult` of the per-frame decisions
     track_validations : rule → the same for the per-track decisions
     performance : one row per rule × level × query set (counts, rates NaN where
-        undefined, ``missed``, ``strict_recall``; ``main`` marks the run's query)
+        undefined, ``missed``, ``strict_recall``; ``main`` marks the run's query;
+        ``faces_annotated``/``faces_matched``/``detection_rate``: annotated faces of anyone
+        in view in the searched frames, and how many a detection matched under the rule)
     thresholds : rule → :class:`ThresholdAnalysis`
     examples : rule → the example detections (:func:`crowdkit.validate.examples`)
     thumbnails : rule → one face crop (RGB uint8) per row of ``examples[rule]``
@@ -549,12 +552,23 @@ def _track(table: pd.DataFrame, params: CrowdRunParams, threshold: float, distan
 
 
 def _performance_rows(params: CrowdRunParams, rule: str, level: str, query: str, main: bool, subject: np.ndarray,
-                      decision: np.ndarray, missed: int, threshold: float) -> dict[str, Any]:
+                      decision: np.ndarray, missed: int, threshold: float, faces: Mapping[str, float]
+                      ) -> dict[str, Any]:
     counts = Confusion.from_labels(subject, decision)
     strict = counts + Confusion(fn=missed)
     return {"member": params.member, "challenge": params.challenge, "rule": rule, "level": level, "query": query,
             "main": main, "threshold": threshold, **counts.as_row(), "missed": missed,
-            "strict_recall": strict.as_row()["recall"]}
+            "strict_recall": strict.as_row()["recall"], **faces}
+
+
+def _face_counts(outcomes: pd.DataFrame, annotations: "Annotations", searched: Sequence[int]) -> dict[str, float]:
+    """How many annotated faces were in view in the searched frames, and how many a detection matched."""
+    from .annotations import visible_boxes
+
+    annotated = sum(len(boxes) for boxes in visible_boxes(annotations, frames=searched).values())
+    matched = int(outcomes[["frame", "track"]].dropna().drop_duplicates().shape[0])
+    return {"faces_annotated": annotated, "faces_matched": matched,
+            "detection_rate": matched / annotated if annotated else math.nan}
 
 
 def _threshold_analysis(rule: str, outcomes: pd.DataFrame, threshold: float) -> ThresholdAnalysis:
@@ -675,13 +689,14 @@ def run_crowd(params: CrowdRunParams, *, run_dir: str | Path | None = None, scen
         for rule, validation in validations.items():
             subject = validation.outcomes["subject"].to_numpy(dtype=bool)
             missed = len(validation.missed)
+            faces = _face_counts(validation.outcomes, annotations, searched)
             for query in query_sets:
                 column = f"distance_{query}"
                 tracked = _track(table, params, threshold, column)
                 for level, decision in (("frame", table[column].to_numpy() <= threshold),
                                         ("track", tracked["track_decision"].to_numpy(dtype=bool))):
                     rows.append(_performance_rows(params, rule, level, query, query == main_query, subject,
-                                                  decision, missed, threshold))
+                                                  decision, missed, threshold, faces))
         performance = pd.DataFrame(rows)
         thresholds = {rule: _threshold_analysis(rule, validation.outcomes, threshold)
                       for rule, validation in validations.items()}
