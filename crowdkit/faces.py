@@ -33,6 +33,7 @@ from __future__ import annotations
 import hashlib
 import logging
 import os
+from stat import S_ISREG
 from dataclasses import dataclass, field
 from functools import lru_cache
 from pathlib import Path
@@ -296,39 +297,36 @@ class _Image:
     load: Callable[[], np.ndarray] = field(repr=False)
 
 
-def _file_memo_key(path: Path) -> tuple[str, int, int, int]:
-    stat = path.stat()
-    return (str(path), stat.st_size, stat.st_mtime_ns, stat.st_ino)
+def _read_bytes(path: str) -> bytes:
+    with open(path, "rb") as handle:
+        return handle.read()
 
 
-def _file_key(path: Path) -> tuple[str, bytes | None]:
-    """(sha256 of the file's bytes, the bytes if they had to be read)."""
-    memo_key = _file_memo_key(path)
-    digest = _FILE_HASHES.get(memo_key)
-    if digest is not None:
-        return digest, None
-    data = path.read_bytes()
-    return sha256_bytes(data), data
+def _photo(path: str | os.PathLike) -> _Image:
+    """A photo as an :class:`_Image`; raises :class:`ImageReadError` if it cannot be read.
 
-
-def _photo(path: Path) -> _Image:
-    """A photo as an :class:`_Image`; raises :class:`ImageReadError` if it cannot be read."""
-    if not path.is_file():
-        raise ImageReadError(f"{path} does not exist or is not a file")
+    Its key is the sha256 of its bytes; an unchanged file (same size, mtime and
+    inode) is not re-read in the same process.
+    """
+    path = os.fspath(path)
     try:
-        key, data = _file_key(path)
+        stat = os.stat(path)
+        if not S_ISREG(stat.st_mode):
+            raise FileNotFoundError
+        memo = (path, stat.st_size, stat.st_mtime_ns, stat.st_ino)
+        key = _FILE_HASHES.get(memo)
+        data = None if key is not None else _read_bytes(path)
+    except FileNotFoundError:
+        raise ImageReadError(f"{path} does not exist or is not a file") from None
     except OSError as error:
         raise ImageReadError(f"{path} could not be read: {error.strerror or error}") from None
 
-    def load() -> np.ndarray:
-        raw = data if data is not None else path.read_bytes()
-        return decode_image(raw, source=str(path))
-
-    if data is not None:  # check decodability now, so a bad file is reported where it is
-        image = decode_image(data, source=str(path))
-        _FILE_HASHES[_file_memo_key(path)] = key  # remembered only once known to decode
-        return _Image(str(path), 0, key, lambda: image)
-    return _Image(str(path), 0, key, load)
+    if data is None:
+        return _Image(path, 0, key, lambda: decode_image(_read_bytes(path), source=path))
+    image = decode_image(data, source=path)  # check decodability now, so a bad file is reported where it is
+    key = sha256_bytes(data)
+    _FILE_HASHES[memo] = key  # remembered only once known to decode: a broken file stays skipped next time
+    return _Image(path, 0, key, lambda: image)
 
 
 def is_video(path: str | os.PathLike) -> bool:
@@ -336,16 +334,21 @@ def is_video(path: str | os.PathLike) -> bool:
     return path.is_file() and path.suffix.lower() not in IMAGE_SUFFIXES
 
 
-def _list_images(folder: Path) -> list[Path]:
-    """Like :func:`crowdkit.io.list_images` (recursive, sorted, by suffix) without a stat per file."""
-    found = []
-    for root, dirs, files in os.walk(folder):
-        dirs.sort()
-        found.extend(Path(root, name) for name in files if os.path.splitext(name)[1].lower() in IMAGE_SUFFIXES)
-    return sorted(found)
+def _list_images(folder: Path) -> list[str]:
+    """Like :func:`crowdkit.io.list_images` (recursive, by suffix, same order) without a stat per file."""
+    found: list[str] = []
+    pending = [str(folder)]
+    while pending:
+        with os.scandir(pending.pop()) as entries:
+            for entry in entries:
+                if entry.is_dir():
+                    pending.append(entry.path)
+                elif os.path.splitext(entry.name)[1].lower() in IMAGE_SUFFIXES and entry.is_file():
+                    found.append(entry.path)
+    return sorted(found, key=lambda p: p.split(os.sep))
 
 
-def _gallery_paths(gallery: str | os.PathLike | Sequence[str | os.PathLike]) -> list[Path]:
+def _gallery_paths(gallery: str | os.PathLike | Sequence[str | os.PathLike]) -> list[str | os.PathLike]:
     if isinstance(gallery, (str, os.PathLike)):
         path = Path(gallery)
         if path.is_dir():
@@ -359,7 +362,7 @@ def _gallery_paths(gallery: str | os.PathLike | Sequence[str | os.PathLike]) -> 
         if not path.exists():
             raise DataNotFoundError(f"gallery {path} does not exist; give a folder of photos or a video file")
         return [path]
-    paths = [Path(p) for p in gallery]
+    paths = list(gallery)
     if not paths:
         raise EmptyGalleryError("the gallery is an empty list of photos")
     return paths
@@ -367,7 +370,7 @@ def _gallery_paths(gallery: str | os.PathLike | Sequence[str | os.PathLike]) -> 
 
 def check_gallery(
     gallery: str | os.PathLike | Sequence[str | os.PathLike],
-) -> str | os.PathLike | list[Path]:
+) -> str | os.PathLike | list[str | os.PathLike]:
     """Fail early, without loading a model, for a missing or empty gallery or an undecodable video.
 
     Returns the gallery in the form :func:`detect_and_embed` reads fastest: the
@@ -747,7 +750,7 @@ def find(
         raise ConfigError(f"unknown metric {metric!r}; known metrics: {', '.join(METRICS)}")
     gallery = check_gallery(gallery)  # fail before loading models or embedding the query
     for query in queries:
-        _photo(Path(query))
+        _photo(query)
     detector = resolve_detector(detector)
     embedder = resolve_embedder(model)
     if threshold is None:
@@ -794,7 +797,7 @@ def verify(
     """Whether photos ``a`` and ``b`` show the same person (each must show a face)."""
     if metric not in METRICS:
         raise ConfigError(f"unknown metric {metric!r}; known metrics: {', '.join(METRICS)}")
-    _photo(Path(a)), _photo(Path(b))  # unreadable photos fail before any model loads
+    _photo(a), _photo(b)  # unreadable photos fail before any model loads
     detector = resolve_detector(detector)
     embedder = resolve_embedder(model)
     limit = default_threshold(embedder, metric) if threshold is None else float(threshold)
