@@ -388,7 +388,10 @@ def _video_images(path: Path, *, stride: int) -> tuple[int, Iterator[_Image]]:
     from .video import iter_frames, video_info
 
     info = video_info(path)
-    video_hash = sha256_file(path)
+    stat = os.stat(path)
+    memo = (str(path), stat.st_size, stat.st_mtime_ns, stat.st_ino)
+    video_hash = _FILE_HASHES.get(memo) or sha256_file(path)
+    _FILE_HASHES[memo] = video_hash
     total = max(0, -(-int(info.frame_count) // stride)) if info.frame_count else 0
 
     def frames() -> Iterator[_Image]:
