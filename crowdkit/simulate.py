@@ -838,7 +838,7 @@ def _degrade(frame: np.ndarray, far: float, angle: float, spec: SceneSpec) -> np
 
 
 def _render(spec: SceneSpec, people: list[ScenePerson], motion: _Motion, rng: np.random.Generator,
-            video_path: Path) -> tuple[list[list], dict[str, Any]]:
+            video_path: Path, *, progress: bool = True) -> tuple[list[list], dict[str, Any]]:
     """Draw every frame into ``video_path``; return each person's boxes and face-height statistics."""
     import cv2
     from tqdm.auto import tqdm
@@ -873,7 +873,7 @@ def _render(spec: SceneSpec, people: list[ScenePerson], motion: _Motion, rng: np
     n = len(people)
     try:
         for k in tqdm(range(spec.n_frames), desc=f"simulate {spec.member}/{spec.challenge}", unit="frame",
-                      leave=False):
+                      leave=False, disable=not progress):
             camera = cameras[k]
             # The ground is smooth: render it at half size and enlarge (a perspective warp is the slowest step).
             ground = cv2.warpPerspective(texture, half @ camera.ground_homography(metres_per_px), (w // 2, h // 2),
@@ -950,7 +950,7 @@ def _load_result(folder: Path, manifest: dict[str, Any]) -> SceneResult:
 
 
 def generate_scene(spec: SceneSpec, out_dir: str | os.PathLike, *, overwrite: bool = False,
-                   lfw_root: str | os.PathLike | None = None) -> SceneResult:
+                   lfw_root: str | os.PathLike | None = None, progress: bool = True) -> SceneResult:
     """Render ``spec`` into the folder ``out_dir``: video, CVAT XML, query photos, manifest.
 
     The folder appears complete or not at all. If it already holds a scene of
@@ -993,7 +993,7 @@ def generate_scene(spec: SceneSpec, out_dir: str | os.PathLike, *, overwrite: bo
     tmp = Path(tempfile.mkdtemp(prefix=f".{out_dir.name}.", suffix=".part", dir=out_dir.parent))
     os.chmod(tmp, 0o755)  # mkdtemp makes it private; the scene is an ordinary folder
     try:
-        boxes, stats = _render(spec, people, motion, rng, tmp / "video.mp4")
+        boxes, stats = _render(spec, people, motion, rng, tmp / "video.mp4", progress=progress)
         tracks = tuple(Track(p.track_id, "face", tuple(boxes[i]), {"identity": p.identity})
                        for i, p in sorted(enumerate(people), key=lambda ip: ip[1].track_id))
         annotations = Annotations(tracks=tracks, frame_count=spec.n_frames, width=spec.width, height=spec.height,
