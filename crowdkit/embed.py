@@ -206,11 +206,25 @@ _WORKER_MODEL: Any = None
 
 
 def _dlib_worker_init(model_path: str) -> None:
-    """Runs once in each worker process: load the ResNet."""
+    """Runs once in each worker process: load the ResNet; exit when the parent process is gone."""
     global _WORKER_MODEL
+    import threading
+
     import dlib
 
     _WORKER_MODEL = dlib.face_recognition_model_v1(model_path)
+    threading.Thread(target=_exit_with_parent, args=(os.getppid(),), daemon=True,
+                     name="crowdkit-dlib-watchdog").start()
+
+
+def _exit_with_parent(parent: int, interval: float = 1.0) -> None:
+    # A parent that dies without shutting the pool down (a crash, SIGKILL) would
+    # otherwise leave its forked workers blocked on the task queue forever.
+    import time
+
+    while os.getppid() == parent:
+        time.sleep(interval)
+    os._exit(0)
 
 
 def _dlib_worker_embed(chips: np.ndarray) -> np.ndarray:
@@ -307,15 +321,6 @@ class DlibEmbedder(Embedder):
 
 # --------------------------------------------------------------------------- arcface
 
-def _prepare_tensorflow() -> None:
-    """Settings deepface and TensorFlow read at import time; set before importing them."""
-    os.environ.setdefault("TF_USE_LEGACY_KERAS", "1")
-    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
-    from . import config
-
-    os.environ.setdefault("DEEPFACE_HOME", str(config.deepface_home()))
-
-
 @EMBEDDERS.register("arcface")
 class ArcFaceEmbedder(Embedder):
     """deepface's ArcFace (TensorFlow), 512-d.
@@ -342,7 +347,7 @@ class ArcFaceEmbedder(Embedder):
         if weight_file.parent != weights.deepface_weights_dir():
             raise ConfigError(f"deepface only loads ArcFace weights from {weights.deepface_weights_dir()}; "
                               f"found them at {weight_file}")
-        _prepare_tensorflow()
+        weights.prepare_tensorflow()
         from deepface.models.facial_recognition.tf.ArcFace import ArcFaceClient
 
         self.normalization = normalization

@@ -109,9 +109,35 @@ def _download_dlib(spec: "WeightSpec") -> None:
 
 
 def _set_deepface_env() -> None:
-    """Point deepface at crowdkit's deepface home and force legacy Keras (before TF is imported)."""
+    prepare_tensorflow()
+
+
+def prepare_tensorflow() -> None:
+    """Call before importing tensorflow, deepface or retinaface (cheap; idempotent).
+
+    - sets ``TF_USE_LEGACY_KERAS=1`` (retinaface breaks under Keras 3) and
+      points ``DEEPFACE_HOME`` at :func:`crowdkit.config.deepface_home` unless
+      either is already set;
+    - imports ``triton`` first when it is installed: importing it *after*
+      TensorFlow kills the process with a segmentation fault (TensorFlow
+      2.19 with torch 2.14 here), and torchvision, so facenet-pytorch's MTCNN,
+      imports it through ``torch._dynamo``. Imported first, both work.
+    """
+    import sys
+
     os.environ.setdefault("TF_USE_LEGACY_KERAS", "1")
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
     os.environ.setdefault("DEEPFACE_HOME", str(config.deepface_home()))
+    if "triton" in sys.modules:
+        return
+    if "tensorflow" in sys.modules:
+        if importlib.util.find_spec("triton") is not None:
+            logger.warning("TensorFlow was imported before triton; importing torchvision (facenet-pytorch, "
+                           "MTCNN) in this process may now crash. Call crowdkit.weights.prepare_tensorflow() "
+                           "before importing TensorFlow.")
+        return
+    if importlib.util.find_spec("triton") is not None:
+        import triton  # noqa: F401  (order matters, see above)
 
 
 # --------------------------------------------------------------------------- specs

@@ -1,6 +1,8 @@
 """crowdkit.embed: dlib on real LFW photos; arcface and facenet loading paths (plumbing, random weights)."""
 from __future__ import annotations
 
+import os
+
 import numpy as np
 import pytest
 
@@ -136,10 +138,9 @@ def test_arcface_offline_without_weights_fails_before_tensorflow(offline_home):
 def test_arcface_plumbing_with_random_weights(offline_home, reference_chips):
     """PLUMBING CHECK, NOT A RESULT: ArcFace's architecture with random weights saved under the expected
     name loads through deepface's real loading path and returns (N, 512) float32."""
-    from crowdkit.embed import _prepare_tensorflow
-    from crowdkit.weights import SPECS
+    from crowdkit.weights import SPECS, prepare_tensorflow
 
-    _prepare_tensorflow()
+    prepare_tensorflow()
     from deepface.models.facial_recognition.tf import ArcFace
     from tensorflow.keras.layers import BatchNormalization, Dense, Dropout, Flatten
     from tensorflow.keras.models import Model
@@ -208,3 +209,30 @@ def test_facenet_rejects_a_checkpoint_of_something_else(tmp_path):
         load_facenet_state_dict(tmp_path / "garbage.pt")
     with pytest.raises(WeightsMissingError, match="does not exist"):
         get_embedder("facenet", checkpoint=tmp_path / "missing.pt")
+
+
+def test_dlib_workers_exit_when_their_parent_crashes(tmp_path):
+    """A parent killed without shutting the pool down must not leave workers behind."""
+    import subprocess
+    import sys
+    import time
+
+    code = ("import os, signal, numpy as np; from crowdkit.embed import get_embedder; "
+            "e = get_embedder('dlib', workers=2, min_parallel=2); e.embed(np.zeros((4, 150, 150, 3), np.uint8)); "
+            "print(*[p.pid for p in e._pool._processes.values()], flush=True); os.kill(os.getpid(), signal.SIGKILL)")
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    pids = [int(pid) for pid in done.stdout.split()]
+    assert len(pids) == 2
+
+    def alive(pid: int) -> bool:
+        try:
+            os.kill(pid, 0)
+        except ProcessLookupError:
+            return False
+        return True
+
+    for _ in range(100):  # the watchdog checks every second
+        if not any(alive(pid) for pid in pids):
+            break
+        time.sleep(0.2)
+    assert not any(alive(pid) for pid in pids)

@@ -2,7 +2,6 @@
 from __future__ import annotations
 
 import json
-import os
 
 import pytest
 
@@ -95,13 +94,26 @@ def test_install_dlib_for_deepface_is_idempotent_and_repairs_dangling_links(offl
 def test_deepface_builds_dlib_models_offline_after_install(offline_home):
     """The baseline DeepFace.find(model_name="Dlib", detector_backend="dlib") needs exactly these files."""
     weights.install_dlib_for_deepface()
-    os.environ.setdefault("TF_USE_LEGACY_KERAS", "1")
+    weights.prepare_tensorflow()
     from deepface import DeepFace
 
     model = DeepFace.build_model("Dlib")
     assert model.output_shape == 128
     DeepFace.build_model("dlib", task="face_detector")
     assert not (offline_home / "deepface_home" / ".deepface" / "weights" / "arcface_weights.h5").exists()
+
+
+@pytest.mark.slow
+def test_prepare_tensorflow_lets_torchvision_load_after_tensorflow():
+    """Without it, `import tensorflow; import torchvision` segfaults here (triton after TensorFlow)."""
+    import subprocess
+    import sys
+
+    code = ("from crowdkit.weights import prepare_tensorflow; prepare_tensorflow(); "
+            "import tensorflow; import torchvision; print('both loaded')")
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert "both loaded" in done.stdout
 
 
 def test_cli_status_json_and_install(offline_home, capsys):
