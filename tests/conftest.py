@@ -8,6 +8,14 @@ import pytest
 
 os.environ.setdefault("TF_USE_LEGACY_KERAS", "1")
 
+# Importing triton (torchvision loads it through torch._dynamo) after TensorFlow segfaults
+# (TF 2.19 + torch 2.14): import it first so one pytest process may use both, in any order.
+# Library code does the same in crowdkit.weights.prepare_tensorflow().
+try:
+    import triton  # noqa: F401
+except ImportError:
+    pass
+
 
 @pytest.fixture(scope="session")
 def data_root() -> Path:
