@@ -274,7 +274,8 @@ def scene_folder(spec) -> Path:
     return config.cache_dir("scenes") / name
 
 
-def prepare_inputs(params: CrowdRunParams, *, scene_dir: str | Path | None = None) -> RunInputs:
+def prepare_inputs(params: CrowdRunParams, *, scene_dir: str | Path | None = None, progress: bool = True
+                   ) -> RunInputs:
     """Resolve the run's files, rendering the simulated scene first when there is no video.
 
     Raises
@@ -295,7 +296,7 @@ def prepare_inputs(params: CrowdRunParams, *, scene_dir: str | Path | None = Non
 
     spec = scene_spec(params)
     with _scene_lock(Path(scene_dir or scene_folder(spec))) as folder:
-        scene = generate_scene(spec, folder)
+        scene = generate_scene(spec, folder, progress=progress)
     if params.query_photos is not None:
         given = _named_photos(params.query_photos)
         photos = {**{k: v for k, v in scene.query_photos.items() if v not in given.values()}, **given}
@@ -644,7 +645,7 @@ def run_crowd(params: CrowdRunParams, *, run_dir: str | Path | None = None, scen
         cpu[stage] = round(cpu_now - cpu_clock, 3)
         clock, cpu_clock = now, cpu_now
 
-    inputs = prepare_inputs(params, scene_dir=scene_dir)
+    inputs = prepare_inputs(params, scene_dir=scene_dir, progress=progress)
     annotations = read_cvat(inputs.annotations)
     info = video_info(inputs.video)
     validate_against_video(annotations, info.frame_count)
