@@ -27,7 +27,7 @@ from crowdkit import config
 pytestmark = [pytest.mark.slow, pytest.mark.browser]
 
 ARTIFACTS = config.PROJECT_ROOT / "tests" / "artifacts"
-COPIED = ("_config.yml", "_toc.yml", "book", "notebooks", "data/plans")
+COPIED = ("_config.yml", "_toc.yml", "book", "notebooks", "data")  # data/: plans and reported tables
 CHROMIUM_FLAGS = ("--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
                   "--disable-background-networking", "--disable-component-update", "--disable-sync",
                   "--hide-scrollbars", "--window-size=1280,1600")
@@ -54,7 +54,8 @@ def built(tmp_path_factory) -> dict:
     for name in COPIED:
         source = config.PROJECT_ROOT / name
         if source.is_dir():
-            shutil.copytree(source, root / name, ignore=shutil.ignore_patterns("runs", ".ipynb_checkpoints"))
+            shutil.copytree(source, root / name, symlinks=True,  # data/external stays a link, never copied
+                            ignore=shutil.ignore_patterns("runs", ".ipynb_checkpoints"))
         else:
             (root / name).parent.mkdir(parents=True, exist_ok=True)
             shutil.copy2(source, root / name)
