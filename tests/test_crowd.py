@@ -212,3 +212,19 @@ def test_threshold_defaults():
     assert crowd.resolve_threshold(CrowdRunParams(**base), Fake("dlib"))[0] == 0.4
     assert crowd.resolve_threshold(CrowdRunParams(**base, metric="euclidean"), Fake("arcface"))[0] == 1.0
     assert crowd.resolve_threshold(CrowdRunParams(**base, threshold=0.3), Fake("dlib")) == (0.3, "given")
+
+
+@pytest.mark.slow  # shares the tiny run above
+def test_every_figure_draws(tiny):
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    result, _ = tiny
+    figures = [crowd.plot_queries(result), crowd.plot_overview(result), crowd.plot_levels(result),
+               crowd.plot_examples(result, "study"), crowd.plot_curves(result, "iou"),
+               crowd.plot_kde(result, "study").figure, crowd.plot_distance_vs_size(result).figure,
+               crowd.plot_summary(result.performance)]
+    assert all(fig.axes for fig in figures)
+    plt.close("all")
