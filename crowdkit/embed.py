@@ -162,7 +162,10 @@ class Embedder(ABC):
         if isinstance(chips, np.ndarray):
             batch = chips
         else:
-            chips = list(chips)
+            chips = [np.asarray(chip) for chip in chips]
+            if len({chip.shape for chip in chips}) > 1:
+                raise InvalidImageError(
+                    f"{self.name} needs chips of one shape ({size}, {size}, 3); got {sorted({c.shape for c in chips})}")
             batch = np.stack(chips) if chips else np.zeros((0, size, size, 3), dtype=np.uint8)
         if batch.ndim == 3 and batch.shape == (size, size, 3):
             raise InvalidImageError(
@@ -344,7 +347,7 @@ class ArcFaceEmbedder(Embedder):
         if normalization not in {"base", "ArcFace"}:
             raise ConfigError(f"normalization must be 'base' or 'ArcFace', got {normalization!r}")
         weight_file = weights.require("arcface")  # offline and missing: fails here, before any network
-        if weight_file.parent != weights.deepface_weights_dir():
+        if weight_file.parent.resolve() != weights.deepface_weights_dir().resolve():
             raise ConfigError(f"deepface only loads ArcFace weights from {weights.deepface_weights_dir()}; "
                               f"found them at {weight_file}")
         weights.prepare_tensorflow()

@@ -104,6 +104,9 @@ def test_empty_and_list_inputs(dlib_embedder, reference_chips):
     (np.zeros((2, 150, 150, 3), np.float32), "uint8"),
 ])
 def test_wrong_chips_are_refused_with_the_fix(dlib_embedder, chips, match):
+    if match == "one chip":
+        with pytest.raises(InvalidImageError, match="one shape"):
+            dlib_embedder.embed([np.zeros((150, 150, 3), np.uint8), np.zeros((112, 112, 3), np.uint8)])
     with pytest.raises(InvalidImageError, match=match):
         dlib_embedder.embed(chips)
 
@@ -122,7 +125,8 @@ def test_dlib_version_names_package_and_weights(dlib_embedder):
     assert dlib_embedder.version.startswith("dlib-") and "dlib_face_recognition_resnet_model_v1.dat" in dlib_embedder.version
 
 
-def test_bad_workers_option():
+def test_workers_option():
+    assert get_embedder("dlib").workers == os.cpu_count()
     with pytest.raises(ConfigError, match="workers"):
         get_embedder("dlib", workers=0)
 
