@@ -228,3 +228,26 @@ def test_every_figure_draws(tiny):
                crowd.plot_summary(result.performance)]
     assert all(fig.axes for fig in figures)
     plt.close("all")
+
+
+@pytest.mark.slow  # shares the tiny run above
+def test_bad_real_inputs_fail_before_any_search(tiny, home, tmp_path):
+    import cv2
+
+    from crowdkit.exceptions import AnnotationError, NoFaceError
+
+    result, _ = tiny
+    scene = result.inputs.scene
+    blank = tmp_path / "wall.jpg"
+    cv2.imwrite(str(blank), np.full((200, 200, 3), 200, np.uint8))
+    no_face = CrowdRunParams(member=scene.subject, challenge="mine", video=str(scene.video),
+                             annotations=str(scene.annotations_xml), query_photos=[str(blank)])
+    with pytest.raises(NoFaceError, match="wall.jpg"):
+        run_crowd(no_face, progress=False)
+    short = run_crowd(CrowdRunParams(member=MEMBER, challenge="mask1", max_frames=1, frame_stride=1),
+                      progress=False).inputs.video  # a 1-frame video: the 20-frame annotations name later frames
+    wrong = CrowdRunParams(member=scene.subject, challenge="mine", video=str(short),
+                           annotations=str(scene.annotations_xml), query_photos=[str(scene.query_photos["front"])])
+    with pytest.raises(AnnotationError, match="frame"):
+        run_crowd(wrong, run_dir=tmp_path / "wrong", progress=False)
+    assert not (tmp_path / "wrong").exists()  # nothing half-written
