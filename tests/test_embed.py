@@ -240,3 +240,20 @@ def test_dlib_workers_exit_when_their_parent_crashes(tmp_path):
             break
         time.sleep(0.2)
     assert not any(alive(pid) for pid in pids)
+
+
+@pytest.mark.slow
+def test_dlib_matches_deepface_dlib_on_identical_chips(offline_home, reference_chips, dlib_embedder):
+    """The baseline comparison rests on this: same aligned chip in, same vector out as DeepFace's Dlib."""
+    from crowdkit import weights
+
+    weights.install_dlib_for_deepface()
+    weights.prepare_tensorflow()
+    from deepface import DeepFace
+
+    theirs = np.array([
+        DeepFace.represent(img_path=chip[:, :, ::-1].copy(), model_name="Dlib", detector_backend="skip",
+                           align=False, enforce_detection=False)[0]["embedding"]  # deepface reads BGR
+        for chip in reference_chips
+    ], dtype=np.float32)
+    np.testing.assert_allclose(dlib_embedder.embed(reference_chips), theirs, atol=1e-6)
