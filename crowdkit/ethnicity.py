@@ -582,7 +582,7 @@ def default_lookup_path(dataset: str = "celeba", *, classifier: str = "probe", s
 #: class (None: the whole 30% split), CelebA identities in the lookup table (None: all), images per identity.
 PROFILES: dict[str, dict[str, int | None]] = {
     "quick": {"max_train_per_class": 40, "max_test_per_class": 20, "max_identities": 30, "max_images": 5},
-    "default": {"max_train_per_class": 400, "max_test_per_class": None, "max_identities": None, "max_images": 10},
+    "default": {"max_train_per_class": None, "max_test_per_class": None, "max_identities": None, "max_images": 10},
     "full": {"max_train_per_class": None, "max_test_per_class": None, "max_identities": None, "max_images": 10},
 }
 
