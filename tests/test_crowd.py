@@ -62,6 +62,7 @@ def test_every_detection_gets_one_outcome_under_each_rule(tiny):
         assert iou["strict_recall"] == pytest.approx(iou["TP"] / (iou["positives"] + iou["missed"]))
 
 
+@pytest.mark.slow  # shares the tiny run (scene render + MTCNN + dlib)
 def test_distances_and_decisions(tiny):
     result, _ = tiny
     table = result.detections
@@ -73,6 +74,7 @@ def test_distances_and_decisions(tiny):
     assert table.groupby("face_track")["track_decision"].nunique().eq(1).all()
 
 
+@pytest.mark.slow  # shares the tiny run (scene render + MTCNN + dlib)
 def test_threshold_analysis_and_examples(tiny):
     result, _ = tiny
     for rule, analysis in result.thresholds.items():
@@ -90,6 +92,7 @@ def test_threshold_analysis_and_examples(tiny):
         assert all(t.ndim == 3 and t.dtype == np.uint8 and t.size for t in result.thumbnails[rule])
 
 
+@pytest.mark.slow  # shares the tiny run (scene render + MTCNN + dlib)
 def test_tables_are_saved_for_the_summary(tiny):
     result, run_dir = tiny
     performance = pd.read_parquet(run_dir / "performance.parquet")
@@ -123,6 +126,7 @@ def test_rerun_reads_the_cache_and_an_interrupted_run_resumes(tiny, home):
     pd.testing.assert_frame_equal(resumed.detections, result.detections)
 
 
+@pytest.mark.slow  # shares the tiny run (scene render + MTCNN + dlib)
 def test_a_real_video_with_its_cvat_export_takes_the_same_path(tiny):
     result, _ = tiny
     scene = result.inputs.scene
@@ -165,6 +169,7 @@ def test_mask2_searches_with_the_masked_photo_on_the_mask1_scene(home):
         assert math.isnan(main.loc[("iou", "frame"), "recall"])
 
 
+@pytest.mark.slow  # shares the tiny run (scene render + MTCNN + dlib)
 def test_summary_tables_and_reported_checks(tiny):
     result, _ = tiny
     performance = result.performance.assign(run="colin-normal")
