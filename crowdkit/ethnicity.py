@@ -563,12 +563,16 @@ def ensure_classifier(classifier: str = "probe", *, seed: int = 0, max_train_per
     from .datasets import load_utkface, split_stratified, subsample_per_class
 
     folder = default_classifier_dir(classifier, seed=seed, max_train_per_class=max_train_per_class)
+    model = get_classifier(classifier, **options)
     if not retrain and (folder / META_FILE).is_file():
-        return load_classifier(folder)
+        saved = load_classifier(folder)
+        if saved.options() == model.options():
+            return saved
+        logger.info("%s holds a %s classifier with other options (%s); retraining", folder, classifier, saved.options())
     train, _ = split_stratified(load_utkface(), test_size=test_size, seed=seed)
     if max_train_per_class is not None:
         train = subsample_per_class(train, max_train_per_class, seed=seed)
-    model = get_classifier(classifier, **options).fit(train.paths, train.labels)
+    model.fit(train.paths, train.labels)
     model.save(folder)
     return model
 

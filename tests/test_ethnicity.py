@@ -253,3 +253,6 @@ def test_ensure_classifier_trains_once_then_loads(real_feature_cache, isolated_h
     assert first.trained_on == 100
     again = ensure_classifier("probe", seed=0, max_train_per_class=20)
     assert again.fingerprint == first.fingerprint and np.array_equal(again.coef_, first.coef_)
+    other = ensure_classifier("probe", seed=0, max_train_per_class=20, C=0.01)  # other options: retrained
+    assert other.C == 0.01 and other.fingerprint != first.fingerprint
+    assert load_classifier(folder).fingerprint == other.fingerprint
