@@ -296,6 +296,7 @@ class DlibEmbedder(Embedder):
         if self._pool is None:
             import multiprocessing
 
+            logger.debug("starting %d dlib worker processes (%s)", self.workers, self.start_method)
             self._pool = ProcessPoolExecutor(
                 max_workers=self.workers,
                 mp_context=multiprocessing.get_context(self.start_method),
