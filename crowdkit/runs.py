@@ -8,6 +8,7 @@ A plan is a YAML file under ``data/plans/``::
     order: 20                                    # plans run in this order (default 50)
     summary: false                               # true: a page collecting earlier runs (see below)
     rerun: changed                               # or "always"
+    title: "{member}: {challenge}"               # page title (parameters and {name}); optional
     parameters: {stride: 2}                      # defaults for every run
     profiles:                                    # overrides per profile
       quick: {parameters: {max_frames: 60}, runs: [alice-normal]}
@@ -16,7 +17,7 @@ A plan is a YAML file under ``data/plans/``::
     runs:
       - name: alice-normal
         parameters: {member: alice, challenge: normal}
-        # optional: notebook (another notebook), depends_on: [other run names]
+        # optional: title, notebook (another notebook), depends_on: [other run names]
 
 A summary plan (``summary: true``: the crowd summary, the appendix) runs, in
 ``crowdkit book build``, after every run of the plans before it, and its hash
@@ -72,8 +73,9 @@ RUN_DIR_PARAMETER = "run_dir"
 #: Folder (inside a plan's output_dir) where notebooks are executed before they are final.
 STAGING = ".staging"
 
-_PLAN_KEYS = {"description", "notebook", "output_dir", "order", "rerun", "summary", "parameters", "profiles", "runs"}
-_RUN_KEYS = {"name", "parameters", "notebook", "depends_on"}
+_PLAN_KEYS = {"description", "notebook", "output_dir", "order", "rerun", "summary", "title", "parameters", "profiles",
+              "runs"}
+_RUN_KEYS = {"name", "title", "parameters", "notebook", "depends_on"}
 _PROFILE_KEYS = {"parameters", "runs"}
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
 
@@ -94,6 +96,7 @@ class RunSpec:
     always: bool = False  # re-run even when nothing changed
     summary: bool = False  # collects earlier runs: runs after them, re-runs when one of them changed
     profile: str = "default"
+    title: str = ""  # page title: replaces the executed notebook's first "# " heading ("" keeps it)
 
     @property
     def key(self) -> str:
@@ -232,12 +235,18 @@ def load_plan(path: str | os.PathLike, profile: str = "default", *, root: str | 
                   **profile_params, **extra}
         if RUN_DIR_PARAMETER in params:
             raise ConfigError(f"{path}: {RUN_DIR_PARAMETER!r} is set by crowdkit for every run; do not set it")
+        title = entry.get("title", raw.get("title", ""))
+        try:
+            title = str(title).format(name=run_name, **params) if title else ""
+        except (KeyError, IndexError, ValueError) as error:
+            raise ConfigError(f"{path}: title {title!r} of run {run_name!r} names {error}, which is not a parameter")
         depends = entry.get("depends_on") or []
         if isinstance(depends, str):
             depends = [depends]
         runs.append(RunSpec(plan=name, name=run_name, notebook=(root / notebook).resolve(), parameters=params,
                             output_dir=output_dir, root=root, depends_on=tuple(f"{name}/{d}" for d in depends),
-                            always=rerun == "always", summary=bool(raw.get("summary", False)), profile=profile))
+                            always=rerun == "always", summary=bool(raw.get("summary", False)), profile=profile,
+                            title=title))
     for run in runs:
         for dep in run.depends_on:
             if dep.split("/", 1)[1] not in seen:
@@ -331,6 +340,7 @@ def content_hash(spec: RunSpec, dependency_hashes: Mapping[str, str] | None = No
         "crowdkit_version": __version__,
         "crowdkit_source": crowdkit_source_hash(),
         "dependencies": dict(sorted((dependency_hashes or {}).items())),
+        "title": spec.title,
     }
     return sha256_bytes(json.dumps(parts, sort_keys=True).encode()), parts
 
@@ -518,11 +528,36 @@ def execute_run(spec: RunSpec, *, dependency_hashes: Mapping[str, str] | None = 
         record.update(status="failed", error=error_message, failed_output=kept)
         write_json_atomic(spec.sidecar_path, record)
         raise RunFailedError(f"{error_message}. Partial output kept at {kept} for inspection.")
+    if spec.title:
+        _set_title(partial, spec.title)
     os.replace(partial, spec.output_path)
     spec.failed_path.unlink(missing_ok=True)
     record.update(status="ok")
     write_json_atomic(spec.sidecar_path, record)
     return RunResult(spec.key, record["notebook"], "ran", seconds, spec.output_path, digest)
+
+
+def _set_title(path: Path, title: str) -> None:
+    """Give an executed notebook its page title: the first ``# `` heading becomes ``# title``.
+
+    Jupyter Book names a page after its first heading; runs of one notebook
+    would otherwise all carry the same name in the book's navigation.
+    """
+    import nbformat
+
+    nb = nbformat.read(path, as_version=4)
+    for cell in nb.cells:
+        if cell.cell_type != "markdown":
+            continue
+        lines = cell.source.splitlines()
+        for index, line in enumerate(lines):
+            if line.startswith("# "):
+                lines[index] = f"# {title}"
+                cell.source = "\n".join(lines)
+                nbformat.write(nb, path)
+                return
+    nb.cells.insert(0, nbformat.v4.new_markdown_cell(f"# {title}"))
+    nbformat.write(nb, path)
 
 
 def _execute_job(spec: RunSpec, dependency_hashes: dict[str, str], kernel: str, force: bool,

@@ -137,6 +137,15 @@ def test_run_writes_notebook_sidecar_and_table_then_skips(project):
     assert [r.status for r in runs.run_plan(changed, progress=False)] == ["ran", "ran"]
     assert "x=5" in outputs_text(a.output_path)
 
+    titled = runs.load_plan(write_plan(project, PLAN.replace("parameters: {x: 1}\n", "parameters: {x: 1}\ntitle: 'Run {name}, x = {x}'\n")),
+                            root=project)
+    assert [r.title for r in titled.runs] == ["Run a, x = 1", "Run b, x = 2"]
+    runs.run_plan(titled, progress=False)  # the title is part of the hash: both run again, renamed
+    assert nbformat.read(b.output_path, as_version=4).cells[0].source == "# Run b, x = 2"
+    with pytest.raises(ConfigError, match="'y'"):
+        runs.load_plan(write_plan(project, PLAN.replace("parameters: {x: 1}\n", "parameters: {x: 1}\ntitle: '{y}'\n")),
+                       root=project)
+
 
 def test_changed_notebook_or_input_file_reruns(project):
     data = project / "inputs" / "numbers.txt"
