@@ -242,8 +242,9 @@ def lfw_protocol(distances: np.ndarray, issame: np.ndarray, folds: np.ndarray, *
 
 # --------------------------------------------------------------------------- embeddings
 
-#: Image status codes stored beside cached embeddings.
-FACE_FOUND, CENTRE_FALLBACK, NO_FACE = 0, 1, 2
+#: Image status codes stored beside cached embeddings: face found by the first detector, no face found
+#: (central box embedded), no face and skipped, face found only by the second detector (MTCNN).
+FACE_FOUND, CENTRE_FALLBACK, NO_FACE, SECOND_DETECTOR = 0, 1, 2, 3
 
 #: Where the face sits in an LFW deep-funneled 250×250 image (dlib HOG's usual box), as fractions.
 _CENTRE_BOX = (0.308, 0.356, 0.724, 0.768)
@@ -252,9 +253,10 @@ _CENTRE_BOX = (0.308, 0.356, 0.724, 0.768)
 class DlibFaceEmbedder:
     """dlib's own face-recognition pipeline, as dlib measured its 99.38 % on LFW.
 
-    HOG detector (no upsampling, then 1× upsampling if nothing was found) →
-    5-point shape predictor → dlib's 150 px face chip (padding 0.25) → ResNet
-    128-d descriptor; euclidean distance, threshold 0.6.
+    HOG detector (no upsampling, then 1× upsampling if nothing was found;
+    then facenet-pytorch's MTCNN, which finds turned and tilted faces HOG
+    misses) → 5-point shape predictor → dlib's 150 px face chip (padding
+    0.25) → ResNet 128-d descriptor; euclidean distance, threshold 0.6.
 
     ``choose="centre"`` keeps the face nearest the image centre (LFW's subject
     is the centred face); ``"largest"`` keeps the biggest one (training photos).
@@ -266,7 +268,7 @@ class DlibFaceEmbedder:
     name = "dlib"
     metric = "euclidean"
     dim = 128
-    version = "dlib-native-1"  # bump when the pipeline changes: it keys the cache
+    version = "dlib-native-2"  # bump when the pipeline changes: it keys the cache
 
     def __init__(self, *, choose: str = "centre", fallback: str = "centre") -> None:
         import dlib
@@ -276,6 +278,7 @@ class DlibFaceEmbedder:
         if choose not in ("centre", "largest") or fallback not in ("centre", "skip"):
             raise ConfigError(f"choose must be centre|largest and fallback centre|skip, got {choose!r}, {fallback!r}")
         self.choose, self.fallback = choose, fallback
+        self._second = None
         self._dlib = dlib
         self._detector = dlib.get_frontal_face_detector()
         self._shape = dlib.shape_predictor(str(weights.require("dlib-shape5")))
@@ -291,6 +294,13 @@ class DlibFaceEmbedder:
         """(128,) float32 descriptor and a status code for one RGB uint8 image."""
         rects = list(self._detector(image, 0)) or list(self._detector(image, 1))
         status = FACE_FOUND
+        if not rects:
+            if self._second is None:
+                from .detect import get_detector
+
+                self._second = get_detector("mtcnn")
+            rects = [self._dlib.rectangle(*(int(round(v)) for v in d.box)) for d in self._second.detect(image)]
+            status = SECOND_DETECTOR
         if rects:
             rect = self._pick(rects, image.shape)
         elif self.fallback == "centre":
@@ -397,7 +407,13 @@ class PairEmbeddings:
 
     @property
     def n_fallbacks(self) -> int:
+        """Images in which no detector found a face (embedded from the central box)."""
         return int((self.status == CENTRE_FALLBACK).sum())
+
+    @property
+    def n_second_detector(self) -> int:
+        """Images in which only the second detector (MTCNN) found the face."""
+        return int((self.status == SECOND_DETECTOR).sum())
 
     @property
     def distances(self) -> np.ndarray:
@@ -435,7 +451,8 @@ def _model_key(model: str) -> str:
                                 "pass --model dlib or the path of a .pt written by crowdkit.train")
     from .io import sha256_file
 
-    return "ckpt-" + sha256_file(path)[:16]
+    # A projection head reads dlib descriptors: their pipeline version is part of the key.
+    return f"ckpt-{sha256_file(path)[:16]}-{DlibFaceEmbedder.version}"
 
 
 def embed_paths(model: str, paths: Sequence[Path], *, root: Path, cache_name: str,

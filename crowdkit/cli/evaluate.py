@@ -23,7 +23,8 @@ def _lfw(args) -> int:
     result, pairs = evaluate_lfw(args.model, pairs_path=args.pairs, n_pairs=args.n_pairs, far_target=args.far,
                                  progress=not args.json)
     summary = {"model": str(args.model), **result.summary(), "metric": pairs.metric,
-               "n_images": pairs.n_images, "n_fallbacks": pairs.n_fallbacks}
+               "n_images": pairs.n_images, "n_fallbacks": pairs.n_fallbacks,
+               "n_second_detector": pairs.n_second_detector}
     if args.json:
         print(json.dumps(summary))
     else:
@@ -31,5 +32,6 @@ def _lfw(args) -> int:
         print(f"  accuracy {result.accuracy:.4f} ± {result.std:.4f}")
         print(f"  VAL {result.val:.4f} ± {result.val_std:.4f} @ FAR {result.far:.5f} (target {result.far_target:g})")
         print(f"  AUC {result.auc:.4f}   EER {result.eer:.4f}")
-        print(f"  {pairs.n_fallbacks} of {pairs.n_images} images had no detectable face (central box used)")
+        print(f"  {pairs.n_second_detector} of {pairs.n_images} images: face found only by MTCNN; "
+              f"{pairs.n_fallbacks}: no face found (central box used)")
     return 0
