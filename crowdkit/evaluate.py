@@ -619,14 +619,19 @@ def _classification_result(method: str, y_train, y_test, predicted) -> Classific
 
 def svc_classification(embeddings: np.ndarray, identities: Sequence, *, min_images: int = 10,
                        test_size: float = 0.3, seed: int = 0) -> ClassificationResult:
-    """Linear SVC on L2-normalised embeddings of identities with ≥ ``min_images`` images.
+    """Linear SVC on L2-normalised, then standardised, embeddings of identities with ≥ ``min_images`` images.
 
     The split is stratified per identity (each keeps ``test_size`` of its images for testing), seeded.
+    Standardising (per dimension, fitted on the training faces) makes C = 1 mean the same for every
+    embedder: dlib's L2-normalised descriptors sit close together, and an unscaled linear SVC with
+    C = 1 under-fits them (0.77 vs 1.0 for nearest mean on LFW's 23 most-pictured pair people).
     """
+    from sklearn.pipeline import make_pipeline
+    from sklearn.preprocessing import StandardScaler
     from sklearn.svm import SVC
 
     x_tr, x_te, y_tr, y_te = _split_by_identity(embeddings, identities, min_images, test_size, seed)
-    predicted = SVC(kernel="linear", C=1.0).fit(x_tr, y_tr).predict(x_te)
+    predicted = make_pipeline(StandardScaler(), SVC(kernel="linear", C=1.0)).fit(x_tr, y_tr).predict(x_te)
     return _classification_result("svc", y_tr, y_te, predicted)
 
 
