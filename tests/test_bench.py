@@ -13,7 +13,8 @@ def test_lfw_gallery_keeps_the_query_photos_out(tmp_path, lfw_dir):
     assert len(files) == bench.images == 12
     assert read_image(files[0]).shape == (150, 150, 3)  # the central 150 px of a 250 px deep-funneled image
     names = {p.name for p in files}
-    assert bench.query_cold.name not in names and bench.query_warm.name not in names
+    assert bench.query_cold.name not in names and not {q.name for q in bench.queries_warm} & names
+    assert len(bench.queries_warm) == 3
     assert any(p.parent.name == bench.identity for p in files)
     assert build_lfw_gallery(tmp_path, faces=12) == bench  # reused, not rewritten
 
