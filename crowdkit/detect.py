@@ -509,16 +509,15 @@ class RetinaFaceDetector(Detector):
     _option_names = ("threshold", "allow_upscaling")
 
     def __init__(self, *, threshold: float = 0.9, allow_upscaling: bool = True) -> None:
-        from . import config, weights
+        from . import weights
 
         if not 0.0 <= float(threshold) <= 1.0:
             raise ConfigError(f"option threshold must be in [0, 1], got {threshold!r}")
         self.threshold = float(threshold)
         self.allow_upscaling = bool(allow_upscaling)
-        # Before TensorFlow is imported: legacy Keras (see ENVIRONMENT.md) and the
-        # folder the package reads its weights from (it appends .deepface/weights).
-        os.environ.setdefault("TF_USE_LEGACY_KERAS", "1")
-        os.environ.setdefault("DEEPFACE_HOME", str(config.deepface_home()))
+        # Before TensorFlow is imported: legacy Keras, the folder the package reads
+        # its weights from, and triton imported first (see weights.prepare_tensorflow).
+        weights.prepare_tensorflow()
         path = weights.require("retinaface")  # fails fast offline, before the TF import
         if path.parent != weights.deepface_weights_dir():
             raise WeightsMissingError(f"retina-face reads {weights.deepface_weights_dir()}, but the file is at {path}")
