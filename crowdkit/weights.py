@@ -30,6 +30,7 @@ from pathlib import Path
 from typing import Callable
 
 from . import config
+from .io import atomic_path
 from .exceptions import WeightsMissingError
 
 logger = logging.getLogger(__name__)
@@ -324,11 +325,13 @@ DEEPFACE_DLIB_FILES = ("dlib-resnet", "dlib-shape5")
 
 
 def install_dlib_for_deepface() -> list[Path]:
-    """Link (or copy) dlib's ResNet and 5-point files into ``$DEEPFACE_HOME/.deepface/weights/``.
+    """Copy dlib's ResNet and 5-point files into ``$DEEPFACE_HOME/.deepface/weights/``.
 
     After this, ``DeepFace.find(..., model_name="Dlib")`` and
-    ``detector_backend="dlib"`` run offline. Idempotent: a correct link or an
-    identical-size copy is left alone; a dangling link is replaced.
+    ``detector_backend="dlib"`` run offline. The files are copied, not linked:
+    ``DEEPFACE_HOME`` outlives any one virtual environment, and a link into a
+    removed ``.venv`` would break deepface for every other checkout.
+    Idempotent: an identical-size copy is left alone; a link is replaced by a copy.
 
     Returns
     -------
@@ -341,20 +344,13 @@ def install_dlib_for_deepface() -> list[Path]:
     for name in DEEPFACE_DLIB_FILES:
         source = require(name).resolve()
         target = target_dir / source.name
-        if target.is_symlink() and target.resolve() == source:
-            installed.append(target)
-            continue
         if target.is_file() and not target.is_symlink() and target.stat().st_size == source.stat().st_size:
             installed.append(target)
             continue
-        if target.is_symlink() or target.exists():
+        if target.is_symlink():
             target.unlink()
-        try:
-            target.symlink_to(source)
-        except OSError:
-            tmp = target.with_name(target.name + ".tmp")
+        with atomic_path(target) as tmp:
             shutil.copyfile(source, tmp)
-            os.replace(tmp, target)
         logger.info("installed %s for deepface", target)
         installed.append(target)
     return installed

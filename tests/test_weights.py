@@ -76,18 +76,21 @@ def test_unknown_name_lists_known_ones():
         weights.require("vgg-face")
 
 
-def test_install_dlib_for_deepface_is_idempotent_and_repairs_dangling_links(offline_home):
+def test_install_dlib_for_deepface_copies_is_idempotent_and_replaces_dangling_links(offline_home):
     first = weights.install_dlib_for_deepface()
     folder = offline_home / "deepface_home" / ".deepface" / "weights"
     assert sorted(p.name for p in first) == ["dlib_face_recognition_resnet_model_v1.dat",
                                              "shape_predictor_5_face_landmarks.dat"]
-    assert all(p.parent == folder and p.resolve().is_file() for p in first)
+    assert all(p.parent == folder and p.is_file() and not p.is_symlink() for p in first)
+    mtimes = [p.stat().st_mtime_ns for p in first]
     assert weights.install_dlib_for_deepface() == first
+    assert [p.stat().st_mtime_ns for p in first] == mtimes  # left alone the second time
     link = folder / "dlib_face_recognition_resnet_model_v1.dat"
     link.unlink()
-    link.symlink_to(offline_home / "gone.dat")
+    link.symlink_to(offline_home / "gone.dat")  # e.g. a link into a removed .venv
     weights.install_dlib_for_deepface()
-    assert link.resolve() == weights.require("dlib-resnet").resolve()
+    assert not link.is_symlink()
+    assert link.stat().st_size == weights.require("dlib-resnet").stat().st_size
 
 
 @pytest.mark.slow
