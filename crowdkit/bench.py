@@ -276,6 +276,7 @@ def _deepface_find(query: Path, gallery: Path, detector: str) -> tuple[float, fl
     DeepFace.find(
         img_path=str(query), db_path=str(gallery), model_name="Dlib", detector_backend=detector,
         distance_metric="cosine", enforce_detection=False, silent=True, refresh_database=True,
+        return_type="pandas",  # its default today; explicit silences the FutureWarning
     )
     return watch.stop()
 
