@@ -261,10 +261,9 @@ def _crowdkit_home(path: Path) -> Iterator[None]:
 
 def _prepare_deepface() -> None:
     """Environment deepface needs before it is imported: legacy Keras, crowdkit's DEEPFACE_HOME, dlib files."""
-    from .weights import install_dlib_for_deepface
+    from .weights import install_dlib_for_deepface, prepare_tensorflow
 
-    os.environ.setdefault("TF_USE_LEGACY_KERAS", "1")
-    os.environ.setdefault("DEEPFACE_HOME", str(config.deepface_home()))
+    prepare_tensorflow()
     install_dlib_for_deepface()
 
 

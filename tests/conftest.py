@@ -45,3 +45,12 @@ def isolated_home(tmp_path, monkeypatch) -> Path:
     home = tmp_path / "crowdkit_home"
     monkeypatch.setenv("CROWDKIT_HOME", str(home))
     return home
+
+
+@pytest.fixture()
+def offline_home(isolated_home, tmp_path, monkeypatch) -> Path:
+    """Empty crowdkit, deepface and torch homes, downloads off: what a fresh offline machine sees."""
+    monkeypatch.setenv("DEEPFACE_HOME", str(tmp_path / "deepface_home"))
+    monkeypatch.setenv("TORCH_HOME", str(tmp_path / "torch_home"))
+    monkeypatch.setenv("CROWDKIT_ALLOW_DOWNLOAD", "0")
+    return tmp_path

@@ -13,14 +13,6 @@ from crowdkit.io import read_image
 SAME_A, SAME_B, OTHER = ("Colin_Powell", 1), ("Colin_Powell", 2), ("Tony_Blair", 1)
 
 
-@pytest.fixture()
-def offline_home(isolated_home, tmp_path, monkeypatch):
-    monkeypatch.setenv("DEEPFACE_HOME", str(tmp_path / "deepface_home"))
-    monkeypatch.setenv("TORCH_HOME", str(tmp_path / "torch_home"))
-    monkeypatch.setenv("CROWDKIT_ALLOW_DOWNLOAD", "0")
-    return tmp_path
-
-
 @pytest.fixture(scope="module")
 def dlib_embedder():
     embedder = get_embedder("dlib", workers=2, min_parallel=2)

@@ -10,15 +10,6 @@ from crowdkit.cli import weights as weights_cli
 from crowdkit.exceptions import WeightsMissingError
 
 
-@pytest.fixture()
-def offline_home(isolated_home, tmp_path, monkeypatch):
-    """Empty crowdkit, deepface and torch homes, downloads off."""
-    monkeypatch.setenv("DEEPFACE_HOME", str(tmp_path / "deepface_home"))
-    monkeypatch.setenv("TORCH_HOME", str(tmp_path / "torch_home"))
-    monkeypatch.setenv("CROWDKIT_ALLOW_DOWNLOAD", "0")
-    return tmp_path
-
-
 def test_status_lists_every_spec_and_the_shipped_dlib_files(offline_home):
     rows = {row.name: row for row in weights.status()}
     assert set(rows) == set(weights.SPECS) >= {
