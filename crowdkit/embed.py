@@ -54,6 +54,7 @@ from __future__ import annotations
 import hashlib
 import logging
 import os
+import threading
 import weakref
 from abc import ABC, abstractmethod
 from concurrent.futures import ProcessPoolExecutor
@@ -230,6 +231,14 @@ def _exit_with_parent(parent: int, interval: float = 1.0) -> None:
     os._exit(0)
 
 
+def _dlib_worker_ready(pause: float) -> int:
+    """A no-op task: returns once this worker has loaded its model (pausing so each worker gets one)."""
+    import time
+
+    time.sleep(pause)
+    return os.getpid()
+
+
 def _dlib_worker_embed(chips: np.ndarray) -> np.ndarray:
     return _dlib_descriptors(_WORKER_MODEL, chips)
 
@@ -291,8 +300,27 @@ class DlibEmbedder(Embedder):
         self.version = f"dlib-{_package_version('dlib-bin', 'dlib')}/{self.model_path.name}"
         self._pool: ProcessPoolExecutor | None = None
         self._finalizer: weakref.finalize | None = None
+        self._lock = threading.Lock()  # one pool, and one in-process model user, across threads
+
+    #: Batches :func:`crowdkit.faces.detect_and_embed` may hand over at once (``embed`` is thread-safe).
+    max_in_flight = 2
+
+    def warm_up(self) -> None:
+        """Start the worker processes and load their models now, in the background (returns at once).
+
+        Called before a long run reads its first batch, so the model loading
+        overlaps with reading instead of delaying the first embedding.
+        """
+        if self.workers > 1:
+            pool = self._get_pool()
+            for _ in range(self.workers):
+                pool.submit(_dlib_worker_ready, 0.05)
 
     def _get_pool(self) -> ProcessPoolExecutor:
+        with self._lock:
+            return self._get_pool_locked()
+
+    def _get_pool_locked(self) -> ProcessPoolExecutor:
         if self._pool is None:
             import multiprocessing
 
@@ -308,7 +336,8 @@ class DlibEmbedder(Embedder):
 
     def _embed(self, chips: np.ndarray) -> np.ndarray:
         if self.workers == 1 or len(chips) < self.min_parallel:
-            return _dlib_descriptors(self._model, chips)
+            with self._lock:
+                return _dlib_descriptors(self._model, chips)
         # Enough chunks to keep every worker busy to the end, each big enough to batch well.
         per_worker = -(-len(chips) // self.workers)
         size = max(1, min(self.chunk_size, -(-per_worker // 2)))
@@ -316,11 +345,12 @@ class DlibEmbedder(Embedder):
         return np.concatenate(list(self._get_pool().map(_dlib_worker_embed, chunks)))
 
     def close(self) -> None:
-        if self._pool is not None:
-            self._pool.shutdown(wait=True, cancel_futures=True)
-            if self._finalizer is not None:
-                self._finalizer.detach()
-            self._pool = None
+        with self._lock:
+            if self._pool is not None:
+                self._pool.shutdown(wait=True, cancel_futures=True)
+                if self._finalizer is not None:
+                    self._finalizer.detach()
+                self._pool = None
 
 
 # --------------------------------------------------------------------------- arcface

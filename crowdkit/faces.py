@@ -222,6 +222,7 @@ class _FaceCache:
             self._emb_ns = "faces-embeddings:" + emb_ns
             self._emb = ArrayCache(config.cache_dir("faces", "embeddings"), namespace=emb_ns)
         self.hits = {"detections": 0, "embeddings": 0}
+        self.reused = 0  # detections taken from a face manifest
         self.misses = {"detections": 0, "embeddings": 0}
 
     def _get(self, cache: Any, namespace: str, key: str, kind: str, decode: Callable[[dict], Any]) -> Any:
@@ -454,9 +455,20 @@ class _Batch:
 
 
 def _detect_and_align(chunk: list[_Image], *, detector: "Detector", template: str, cache: _FaceCache,
-                      return_chips: bool) -> _Batch:
-    """Stage 1: cached or fresh detections (cached as soon as found), then aligned chips where needed."""
-    detections: list[list[Detection] | None] = [cache.get_detections(item.key) for item in chunk]
+                      return_chips: bool, recorded: dict[str, list["Detection"]] | None = None) -> _Batch:
+    """Stage 1: recorded, cached or fresh detections (cached as soon as found), then aligned chips where needed.
+
+    ``recorded`` maps an image's content key to the detections a face manifest
+    recorded for it (see :mod:`crowdkit.extract`); those images skip the detector.
+    """
+    detections: list[list[Detection] | None] = []
+    for item in chunk:
+        found = recorded.get(item.key) if recorded else None
+        if found is not None:
+            cache.reused += 1
+            detections.append(list(found))
+        else:
+            detections.append(cache.get_detections(item.key))
     embeddings: list[np.ndarray | None] = [
         cache.get_embeddings(item.key) if dets is not None else None for item, dets in zip(chunk, detections)
     ]
@@ -500,13 +512,17 @@ def _process(
     batch_size: int,
     return_chips: bool,
     progress: Any,
+    recorded: dict[str, list["Detection"]] | None = None,
+    in_flight: int = 2,
 ) -> tuple[list[Face], list[np.ndarray], list[np.ndarray], int]:
     """Detect → align → embed, batch by batch, in order.
 
     Two stages overlap: while the embedder (its own worker processes) embeds
-    batch k in a helper thread, this thread reads, detects and aligns batch
-    k + 1, so detection costs little wall time on top of embedding.
+    earlier batches from helper threads, this thread reads, detects and aligns
+    the next one. Up to ``in_flight`` batches are handed to the embedder at once,
+    so its workers always have queued work (no idle gap between batches).
     """
+    from collections import deque
     from concurrent.futures import ThreadPoolExecutor
 
     faces: list[Face] = []
@@ -526,24 +542,30 @@ def _process(
             progress.update(len(batch.items))
             progress.set_postfix(faces=len(faces), refresh=False)
 
-    previous: _Batch | None = None
-    with ThreadPoolExecutor(max_workers=1, thread_name_prefix="crowdkit-embed") as embedding:
+    waiting: deque[_Batch] = deque()
+    in_flight = max(1, int(in_flight))
+    with ThreadPoolExecutor(max_workers=in_flight, thread_name_prefix="crowdkit-embed") as embedding:
         try:
             for chunk in _chunks(images, batch_size):
                 count += len(chunk)
                 batch = _detect_and_align(chunk, detector=detector, template=embedder.template, cache=cache,
-                                          return_chips=return_chips)
+                                          return_chips=return_chips, recorded=recorded)
                 if batch.to_embed:
                     stack = np.stack([chip for i in batch.to_embed for chip in batch.aligned[i]])
+                    if not return_chips:
+                        batch.aligned = {}  # the stack holds them; free the per-image copies
                     batch.pending = embedding.submit(embedder.embed, stack)
-                if previous is not None:
-                    collect(previous)
-                previous = batch
-            if previous is not None:
-                collect(previous)
+                waiting.append(batch)
+                while len(waiting) > in_flight or (waiting and waiting[0].pending is None):
+                    collect(waiting.popleft())
+                while waiting and waiting[0].pending is not None and waiting[0].pending.done():
+                    collect(waiting.popleft())
+            while waiting:
+                collect(waiting.popleft())
         except BaseException:
-            if previous is not None and previous.pending is not None:
-                previous.pending.cancel()
+            for batch in waiting:
+                if batch.pending is not None:
+                    batch.pending.cancel()
             raise
     return faces, embeddings, chips, count
 
@@ -603,18 +625,34 @@ def detect_and_embed(
         raise ConfigError(f"stride must be ≥ 1, got {stride}")
     detector = resolve_detector(detector)
     embedder = resolve_embedder(embedder)
+    signature = None if return_chips else _gallery_signature(sources, stride)
+    memo_key = None
+    if signature is not None:
+        memo_key = (_detector_id(detector), _embedder_id(embedder), signature)
+        remembered = _GALLERIES.get(memo_key)
+        if remembered is not None:
+            logger.debug("gallery unchanged since the last search in this process: %d face(s)", len(remembered))
+            return remembered
     cache = _FaceCache(detector, embedder)
     skipped: list[str] = []
     total, images = _iter_gallery(sources, stride=stride, skipped=skipped)
+    recorded = _recorded_detections(sources, detector.name)
+    warm_up = getattr(embedder, "warm_up", None)
+    if callable(warm_up) and total >= 2 * batch_size:
+        warm_up()  # worker processes load their model while the first batches are read
     bar = tqdm(total=total or None, desc=f"faces ({detector.name} → {embedder.name})", unit="img", disable=not progress)
     try:
         faces, embeddings, chips, count = _process(
             images, detector=detector, embedder=embedder, cache=cache,
-            batch_size=batch_size, return_chips=return_chips, progress=bar,
+            batch_size=batch_size, return_chips=return_chips, progress=bar, recorded=recorded,
+            in_flight=int(getattr(embedder, "max_in_flight", 1) or 1),
         )
     finally:
         bar.close()
     logger.debug("cache hits %s, misses %s", cache.hits, cache.misses)
+    if recorded:
+        logger.info("reused %d recorded detection(s) from face manifest(s) (detector %r); %d image(s) "
+                    "detected or read from the cache", cache.reused, detector.name, count - cache.reused)
     if skipped:
         logger.warning("skipped %d unreadable file(s) of %d: %s", len(skipped), total, "; ".join(skipped))
     if count == 0:
@@ -624,13 +662,105 @@ def detect_and_embed(
                 "image: " + "; ".join(skipped[:5]) + (" …" if len(skipped) > 5 else "")
             )
         raise EmptyGalleryError(f"the gallery {_describe(sources)} yielded no images or frames to search")
-    return FaceSet(
+    result = FaceSet(
         faces=faces,
         embeddings=np.stack(embeddings).astype(np.float32) if embeddings else _empty_embeddings(embedder),
         chips=(np.stack(chips) if chips else None) if return_chips else None,
         images=count,
         skipped=tuple(skipped),
     )
+    if memo_key is not None and not skipped:
+        result.embeddings.setflags(write=False)
+        if len(_GALLERIES) >= _GALLERY_LIMIT:
+            _GALLERIES.clear()
+        _GALLERIES[memo_key] = result
+    return result
+
+
+# Whole galleries searched in this process, keyed by detector, embedder and every file's
+# (path, size, mtime, inode): a warm search over an unchanged gallery does no per-file work.
+_GALLERIES: dict[tuple[str, str, tuple], FaceSet] = {}
+_GALLERY_LIMIT = 4
+
+
+def _gallery_signature(sources: str | os.PathLike | Sequence[str | os.PathLike], stride: int) -> tuple | None:
+    """Every gallery file's (path, size, mtime_ns, inode), or None where that cannot tell a change (video, errors)."""
+    try:
+        if isinstance(sources, (str, os.PathLike)):
+            if Path(sources).is_dir():
+                paths: Sequence[str | os.PathLike] = _list_images(Path(sources))
+                listing: tuple = (os.fspath(sources),)
+            elif is_video(sources):
+                return None
+            else:
+                paths, listing = [sources], ()
+        else:
+            paths, listing = list(sources), ()
+        rows = []
+        for path in paths:
+            stat = os.stat(path)
+            rows.append((os.fspath(path), stat.st_size, stat.st_mtime_ns, stat.st_ino))
+    except OSError:
+        return None
+    folders = {os.path.dirname(row[0]) for row in rows}
+    manifests = []
+    for folder in _manifest_folders(folders):
+        try:
+            stat = os.stat(os.path.join(folder, _manifest_name()))
+            manifests.append((folder, stat.st_size, stat.st_mtime_ns, stat.st_ino))
+        except OSError:
+            continue
+    return (listing, stride, tuple(rows), tuple(sorted(manifests)))
+
+
+def _manifest_name() -> str:
+    from .extract import MANIFEST_NAME
+
+    return MANIFEST_NAME
+
+
+def _manifest_folders(folders: Iterable[str], levels: int = 3) -> list[str]:
+    """Each folder and up to ``levels`` of its parents: where a face manifest may describe these images."""
+    found: set[str] = set()
+    for folder in folders:
+        path = os.path.abspath(folder)
+        for _ in range(levels + 1):
+            if path in found:
+                break
+            found.add(path)
+            parent = os.path.dirname(path)
+            if parent == path:
+                break
+            path = parent
+    return sorted(found)
+
+
+def _recorded_detections(
+    sources: str | os.PathLike | Sequence[str | os.PathLike], detector_name: str
+) -> dict[str, list["Detection"]]:
+    """Content sha256 → the detections a face manifest (:mod:`crowdkit.extract`) recorded with this detector."""
+    from .extract import manifest_index
+
+    if isinstance(sources, (str, os.PathLike)):
+        path = Path(sources)
+        if path.is_dir():
+            folders = _manifest_folders([str(path)])
+        elif path.is_file() and not is_video(path):
+            folders = _manifest_folders([str(path.parent)])
+        else:
+            return {}
+    else:
+        folders = _manifest_folders({os.path.dirname(os.fspath(p)) for p in sources})
+    recorded: dict[str, list[Detection]] = {}
+    for folder in folders:
+        for digest, rows in manifest_index(folder).items():
+            if digest in recorded:
+                continue
+            rows = [row for row in rows if row.detector == detector_name]
+            if rows:
+                first = rows[0].file
+                recorded[digest] = [row.detection() for row in rows if row.file == first]
+    return recorded
 
 
 def embed_query(
@@ -816,6 +946,10 @@ def forget() -> None:
     _embedder_by_name.cache_clear()
     _FaceCache._memory.clear()
     _FILE_HASHES.clear()
+    _GALLERIES.clear()
+    from .extract import _MANIFESTS
+
+    _MANIFESTS.clear()
 
 
 # --------------------------------------------------------------------------- detectors side by side
