@@ -62,6 +62,23 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     find.add_argument("--out", required=True, metavar="RESULTS.parquet", help="where to write the table (parquet)")
     find.set_defaults(handler=_find)
 
+    extract = subparsers.add_parser(
+        "extract",
+        help="cut every face out of photos or video frames into JPEG crops, with a manifest of the detections",
+        description="Writes one JPEG per detected face (box plus a margin) into --out, keeping the gallery's "
+        "sub-folders, and crowdkit-faces.json beside them: per crop its sha256, source, frame, detector, score, "
+        "box and 5 landmarks in crop coordinates. `crowdkit find --gallery OUT` with the same detector reuses "
+        "those detections instead of detecting again.",
+    )
+    extract.add_argument("--gallery", required=True, metavar="DIR_OR_VIDEO",
+                         help="folder of images (searched recursively), an image or a video file")
+    extract.add_argument("--out", required=True, metavar="DIR", help="folder for the crops and the manifest")
+    extract.add_argument("--detector", default="opencv", choices=DETECTOR_NAMES, help="face detector (default opencv)")
+    extract.add_argument("--margin", type=float, default=0.2,
+                         help="grow each box by this fraction of its size on every side (default 0.2)")
+    extract.add_argument("--stride", type=int, default=1, help="for a video: every N-th frame (default 1)")
+    extract.set_defaults(handler=_extract)
+
     verify = subparsers.add_parser(
         "verify",
         help="do two photos show the same person?",
@@ -100,6 +117,15 @@ def _find(args: argparse.Namespace) -> int:
         f"{len(table)} face(s) in {attrs['images']} image(s){skipped}; {int(table['decision'].sum())} match(es) "
         f"at {attrs['metric']} threshold {attrs['threshold']:g} ({source}); wrote {args.out}"
     )
+    return 0
+
+
+def _extract(args: argparse.Namespace) -> int:
+    from ..extract import extract_faces
+
+    result = extract_faces(args.gallery, args.out, detector=args.detector, margin=args.margin, stride=args.stride)
+    skipped = f", {len(result.skipped)} unreadable file(s) skipped" if result.skipped else ""
+    print(f"{len(result.faces)} face crop(s) from {result.images} image(s){skipped}; wrote {result.manifest}")
     return 0
 
 
