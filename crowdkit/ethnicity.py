@@ -10,8 +10,8 @@ from :data:`CLASSIFIERS`:
 
 ``"probe"`` (CPU default)
     Multinomial logistic regression on 128-d dlib ResNet face embeddings
-    (HOG detection, 5-point landmarks, dlib's own 150-px chip). Embeddings are
-    cached by image content under ``config.cache_dir("ethnicity")``.
+    (dlib's own pipeline, :mod:`crowdkit.descriptors`). Embeddings are cached
+    by image content and shared with the training and evaluation steps.
 ``"vgg16"`` (the study's architecture, for a GPU)
     ``torchvision.models.vgg16(weights=None)`` with a 5-class head, Adam,
     per-epoch checkpoints, early stopping on validation accuracy.
@@ -46,6 +46,7 @@ import numpy as np
 
 from . import __version__, config
 from .datasets import RACE_NAMES
+from .descriptors import describe_photos
 from .exceptions import ConfigError, DataNotFoundError, LookupTableMismatchError
 from .io import atomic_path, read_image, sha256_file, write_json_atomic
 from .registry import Registry
@@ -55,110 +56,6 @@ logger = logging.getLogger(__name__)
 CLASSES: tuple[str, ...] = RACE_NAMES
 PROBA_COLUMNS: tuple[str, ...] = tuple(f"p_{c.lower()}" for c in CLASSES)
 META_FILE = "classifier.json"
-
-# --------------------------------------------------------------------------- face features (probe input)
-
-
-@dataclass(frozen=True, eq=False)
-class FaceFeatures:
-    """Embeddings float32 (N, 128) and whether a face was detected in each image, bool (N,).
-
-    Where the detector found no face the whole image is embedded (UTKFace and
-    CelebA crops are face-centred), and ``has_face`` is False so it can be counted.
-    """
-
-    embeddings: np.ndarray
-    has_face: np.ndarray
-
-
-class DlibFeatureExtractor:
-    """dlib HOG detection → 5-point landmarks → ResNet 128-d descriptor, cached by file content.
-
-    Model files come from the ``face_recognition_models`` package, found without
-    importing it (see :func:`crowdkit.weights.face_recognition_models_dir`).
-    """
-
-    engine = "dlib-hog1-sp5-resnet_v1"
-
-    def __init__(self, *, upsample: int = 1, cache: bool = True) -> None:
-        self.upsample = int(upsample)
-        self.cache = cache
-        self._models: tuple[Any, Any, Any] | None = None
-
-    @property
-    def cache_file(self) -> Path:
-        return config.cache_dir("ethnicity") / f"features-{self.engine}-up{self.upsample}.npz"
-
-    def _load_models(self) -> tuple[Any, Any, Any]:
-        if self._models is None:
-            import dlib
-
-            from .weights import require
-
-            self._models = (
-                dlib.get_frontal_face_detector(),
-                dlib.shape_predictor(str(require("dlib-shape5"))),
-                dlib.face_recognition_model_v1(str(require("dlib-resnet"))),
-            )
-        return self._models
-
-    def _embed_one(self, path: Path) -> tuple[np.ndarray, bool]:
-        import dlib
-
-        detector, predictor, resnet = self._load_models()
-        image = read_image(path)
-        found = detector(image, self.upsample)
-        has_face = len(found) > 0
-        if has_face:
-            box = max(found, key=lambda r: r.width() * r.height())
-        else:
-            h, w = image.shape[:2]
-            box = dlib.rectangle(0, 0, w - 1, h - 1)
-        shape = predictor(image, box)
-        return np.asarray(resnet.compute_face_descriptor(image, shape), dtype=np.float32), has_face
-
-    def _read_cache(self) -> dict[str, tuple[np.ndarray, bool]]:
-        if not self.cache or not self.cache_file.is_file():
-            return {}
-        with np.load(self.cache_file, allow_pickle=False) as data:
-            return {k: (e, bool(f)) for k, e, f in zip(data["keys"], data["embeddings"], data["has_face"])}
-
-    def _write_cache(self, new: dict[str, tuple[np.ndarray, bool]]) -> None:
-        if not self.cache or not new:
-            return
-        merged = self._read_cache()  # another process may have added entries meanwhile
-        merged.update(new)
-        keys = sorted(merged)
-        with atomic_path(self.cache_file) as tmp:
-            with open(tmp, "wb") as handle:
-                np.savez(
-                    handle,
-                    keys=np.array(keys),
-                    embeddings=np.stack([merged[k][0] for k in keys]).astype(np.float32),
-                    has_face=np.array([merged[k][1] for k in keys], dtype=bool),
-                )
-
-    def __call__(self, paths: Sequence[str | os.PathLike], *, progress: bool = True, save_every: int = 500) -> FaceFeatures:
-        from tqdm.auto import tqdm
-
-        paths = [Path(p) for p in paths]
-        keys = [sha256_file(p) for p in paths]
-        known = self._read_cache()
-        todo = sorted({k: p for k, p in zip(keys, paths) if k not in known}.items())
-        new: dict[str, tuple[np.ndarray, bool]] = {}
-        for key, path in tqdm(todo, desc="dlib embeddings", disable=not progress or not todo, unit="face"):
-            new[key] = self._embed_one(path)
-            if len(new) % save_every == 0:
-                self._write_cache(new)
-        self._write_cache(new)
-        known.update(new)
-        if not paths:
-            return FaceFeatures(np.zeros((0, 128), np.float32), np.zeros(0, bool))
-        return FaceFeatures(
-            np.stack([known[k][0] for k in keys]).astype(np.float32),
-            np.array([known[k][1] for k in keys], dtype=bool),
-        )
-
 
 # --------------------------------------------------------------------------- classifiers
 
@@ -303,30 +200,26 @@ class ProbeClassifier(EthnicityClassifier):
         Inverse regularisation strength (sklearn's ``C``).
     balanced
         ``class_weight="balanced"``: weight classes inversely to their frequency.
-    upsample
-        dlib HOG upsampling for the face detector (1 finds faces down to ~40 px).
     """
 
     name = "probe"
-    version = "1"
+    version = "2"  # 2: descriptors from crowdkit.descriptors (HOG, then MTCNN)
 
-    def __init__(self, *, C: float = 1.0, balanced: bool = True, upsample: int = 1) -> None:
+    def __init__(self, *, C: float = 1.0, balanced: bool = True) -> None:
         super().__init__()
         self.C = float(C)
         self.balanced = bool(balanced)
-        self.upsample = int(upsample)
-        self.features = DlibFeatureExtractor(upsample=self.upsample)
         self.mean_: np.ndarray | None = None
         self.scale_: np.ndarray | None = None
         self.coef_: np.ndarray | None = None
         self.intercept_: np.ndarray | None = None
 
     def options(self) -> dict[str, Any]:
-        return {"C": self.C, "balanced": self.balanced, "upsample": self.upsample}
+        return {"C": self.C, "balanced": self.balanced}
 
     def fit(self, paths, labels, **_: Any) -> "ProbeClassifier":
         labels = _check_labels(paths, labels)
-        return self.fit_features(self.features(paths).embeddings, labels, checksum=training_checksum(paths, labels))
+        return self.fit_features(describe_photos(paths).embeddings, labels, checksum=training_checksum(paths, labels))
 
     def fit_features(self, X: np.ndarray, labels: np.ndarray, *, checksum: str) -> "ProbeClassifier":
         """Fit on precomputed embeddings (N, 128); ``checksum`` identifies the training data."""
@@ -354,7 +247,7 @@ class ProbeClassifier(EthnicityClassifier):
         return _softmax(X @ self.coef_.T + self.intercept_)
 
     def predict(self, paths) -> Prediction:
-        features = self.features(paths)
+        features = describe_photos(paths)
         return Prediction(self.predict_features(features.embeddings), features.has_face, detects_faces=True)
 
     def _save_weights(self, folder: Path) -> None:

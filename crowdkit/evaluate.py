@@ -242,86 +242,9 @@ def lfw_protocol(distances: np.ndarray, issame: np.ndarray, folds: np.ndarray, *
 
 # --------------------------------------------------------------------------- embeddings
 
-#: Image status codes stored beside cached embeddings: face found by the first detector, no face found
-#: (central box embedded), no face and skipped, face found only by the second detector (MTCNN).
-FACE_FOUND, CENTRE_FALLBACK, NO_FACE, SECOND_DETECTOR = 0, 1, 2, 3
-
-#: Where the face sits in an LFW deep-funneled 250×250 image (dlib HOG's usual box), as fractions.
-_CENTRE_BOX = (0.308, 0.356, 0.724, 0.768)
-
-
-class DlibFaceEmbedder:
-    """dlib's own face-recognition pipeline, as dlib measured its 99.38 % on LFW.
-
-    HOG detector (no upsampling, then 1× upsampling if nothing was found;
-    then facenet-pytorch's MTCNN, which finds turned and tilted faces HOG
-    misses) → 5-point shape predictor → dlib's 150 px face chip (padding
-    0.25) → ResNet 128-d descriptor; euclidean distance, threshold 0.6.
-
-    ``choose="centre"`` keeps the face nearest the image centre (LFW's subject
-    is the centred face); ``"largest"`` keeps the biggest one (training photos).
-    ``fallback="centre"`` embeds a fixed central box when no face is found
-    (LFW's deep-funneled images are already centred); ``"skip"`` marks the
-    image NO_FACE and returns a NaN row.
-    """
-
-    name = "dlib"
-    metric = "euclidean"
-    dim = 128
-    version = "dlib-native-2"  # bump when the pipeline changes: it keys the cache
-
-    def __init__(self, *, choose: str = "centre", fallback: str = "centre") -> None:
-        import dlib
-
-        from . import weights
-
-        if choose not in ("centre", "largest") or fallback not in ("centre", "skip"):
-            raise ConfigError(f"choose must be centre|largest and fallback centre|skip, got {choose!r}, {fallback!r}")
-        self.choose, self.fallback = choose, fallback
-        self._second = None
-        self._dlib = dlib
-        self._detector = dlib.get_frontal_face_detector()
-        self._shape = dlib.shape_predictor(str(weights.require("dlib-shape5")))
-        self._net = dlib.face_recognition_model_v1(str(weights.require("dlib-resnet")))
-
-    def _pick(self, rects, shape: tuple[int, ...]):
-        if self.choose == "largest":
-            return max(rects, key=lambda r: r.width() * r.height())
-        cy, cx = shape[0] / 2, shape[1] / 2
-        return min(rects, key=lambda r: (r.center().x - cx) ** 2 + (r.center().y - cy) ** 2)
-
-    def embed_image(self, image: np.ndarray) -> tuple[np.ndarray, int]:
-        """(128,) float32 descriptor and a status code for one RGB uint8 image."""
-        rects = list(self._detector(image, 0)) or list(self._detector(image, 1))
-        status = FACE_FOUND
-        if not rects:
-            if self._second is None:
-                from .detect import get_detector
-
-                self._second = get_detector("mtcnn")
-            rects = [self._dlib.rectangle(*(int(round(v)) for v in d.box)) for d in self._second.detect(image)]
-            status = SECOND_DETECTOR
-        if rects:
-            rect = self._pick(rects, image.shape)
-        elif self.fallback == "centre":
-            h, w = image.shape[:2]
-            x1, y1, x2, y2 = _CENTRE_BOX
-            rect = self._dlib.rectangle(int(x1 * w), int(y1 * h), int(x2 * w), int(y2 * h))
-            status = CENTRE_FALLBACK
-        else:
-            return np.full(self.dim, np.nan, dtype=np.float32), NO_FACE
-        shape = self._shape(image, rect)
-        chip = self._dlib.get_face_chip(image, shape, size=150, padding=0.25)
-        return np.asarray(self._net.compute_face_descriptor(chip), dtype=np.float32), status
-
-    def embed_paths(self, paths: Sequence[Path], *, progress: bool = True) -> tuple[np.ndarray, np.ndarray]:
-        from tqdm.auto import tqdm
-
-        out = np.empty((len(paths), self.dim), dtype=np.float32)
-        status = np.empty(len(paths), dtype=np.int8)
-        for i, path in enumerate(tqdm(paths, desc="dlib embeddings", unit="img", disable=not progress)):
-            out[i], status[i] = self.embed_image(read_image(path))
-        return out, status
+# Status codes and the centre box of the dlib pipeline, re-exported: callers read them from here.
+from .descriptors import CENTRE_BOX, CENTRE_FALLBACK, FACE_FOUND, NO_FACE, SECOND_DETECTOR  # noqa: E402,F401
+from .descriptors import VERSION as DLIB_VERSION  # noqa: E402
 
 
 def cached_embeddings(keys: Sequence[str], compute: Callable[[list[int]], tuple[np.ndarray, np.ndarray]],
@@ -444,7 +367,7 @@ def limit_pairs(folds: np.ndarray, same: np.ndarray, n_pairs: int | None) -> np.
 
 def _model_key(model: str) -> str:
     if model == "dlib":
-        return DlibFaceEmbedder.version
+        return DLIB_VERSION
     path = Path(model)
     if not path.is_file():
         raise DataNotFoundError(f"model {model!r} is neither 'dlib' nor a checkpoint file; "
@@ -452,28 +375,26 @@ def _model_key(model: str) -> str:
     from .io import sha256_file
 
     # A projection head reads dlib descriptors: their pipeline version is part of the key.
-    return f"ckpt-{sha256_file(path)[:16]}-{DlibFaceEmbedder.version}"
+    return f"ckpt-{sha256_file(path)[:16]}-{DLIB_VERSION}"
 
 
 def embed_paths(model: str, paths: Sequence[Path], *, root: Path, cache_name: str,
                 progress: bool = True) -> tuple[np.ndarray, np.ndarray, str]:
     """Embeddings (N, D) and statuses (N,) of image files for ``model`` ("dlib" or a checkpoint), cached.
 
-    Keys are paths relative to ``root``; the cache lives in
+    ``"dlib"``: :func:`crowdkit.descriptors.describe_photos` (cached by file
+    content, shared with the ethnicity and training steps). A checkpoint: keys
+    are paths relative to ``root``, the cache is
     ``config.cache_dir(cache_name)/<model key>.npz``. Returns the model's metric too.
     """
+    if model == "dlib":
+        from .descriptors import METRIC, describe_photos
+
+        found = describe_photos(paths, progress=progress)
+        return found.embeddings, found.status, METRIC
     key = _model_key(model)
     keys = [str(Path(p).relative_to(root)) for p in paths]
     cache_file = config.cache_dir(cache_name) / f"{key}.npz"
-    if model == "dlib":
-        state: dict[str, DlibFaceEmbedder] = {}
-
-        def compute(idx: list[int]) -> tuple[np.ndarray, np.ndarray]:
-            embedder = state.setdefault("e", DlibFaceEmbedder(choose="centre", fallback="centre"))
-            return embedder.embed_paths([paths[i] for i in idx], progress=progress)
-
-        emb, status = cached_embeddings(keys, compute, cache_file)
-        return emb, status, DlibFaceEmbedder.metric
     from .train import load_model  # lazy: torch
 
     trained = load_model(model)

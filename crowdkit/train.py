@@ -272,9 +272,9 @@ def load_training_data(backbone: str, identities: Mapping[str, Sequence[str | os
                        dataset: str = "celeba", progress: bool = True) -> TrainingData:
     """Prepare the inputs ``backbone`` needs for every image of ``identities`` (identity → paths).
 
-    ``"dlib"`` input: descriptors from :class:`crowdkit.ethnicity.DlibFeatureExtractor`
-    (cached by file content, shared with the lookup table); images where HOG
-    found no face are skipped and counted. ``"image"`` input: MTCNN margin
+    ``"dlib"`` input: descriptors from :func:`crowdkit.descriptors.describe_photos`
+    (cached by file content, shared with the lookup table and the evaluation);
+    images where no detector found a face are skipped and counted. ``"image"`` input: MTCNN margin
     crops from :func:`align_dataset` (cached as JPEGs), resized to the
     backbone's size. Identities left with no usable image are dropped (logged);
     none at all raises :class:`EmptyGalleryError`.
@@ -289,10 +289,10 @@ def load_training_data(backbone: str, identities: Mapping[str, Sequence[str | os
         raise EmptyGalleryError("no identity has any image; expected identity → list of image paths")
     inputs, kept_paths, skipped = {}, {}, []
     if spec.input == "dlib":
-        from .ethnicity import DlibFeatureExtractor
+        from .descriptors import describe_photos
 
         flat = [p for v in identities.values() for p in v]
-        feats = DlibFeatureExtractor()(flat, progress=progress)
+        feats = describe_photos(flat, progress=progress)
         row = 0
         for k, v in identities.items():
             emb, ok = feats.embeddings[row:row + len(v)], feats.has_face[row:row + len(v)]
@@ -505,7 +505,7 @@ def _lfw_chips(paths: Sequence[Path], size: int, *, progress: bool) -> tuple[np.
             box, code = face.box, ev.FACE_FOUND
         else:
             h, w = image.shape[:2]
-            x1, y1, x2, y2 = ev._CENTRE_BOX
+            x1, y1, x2, y2 = ev.CENTRE_BOX
             box, code = (x1 * w, y1 * h, x2 * w, y2 * h), ev.CENTRE_FALLBACK
         chips.append(_resize(margin_crop(image, box), size))
         status.append(code)

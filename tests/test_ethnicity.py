@@ -9,13 +9,13 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from crowdkit import descriptors
 from crowdkit.datasets import load_celeba, load_utkface, split_stratified, subsample_per_class
 from crowdkit.ethnicity import (
     CLASSES,
     CLASSIFIERS,
     PROBA_COLUMNS,
     EthnicityClassifier,
-    DlibFeatureExtractor,
     build_lookup_table,
     default_classifier_dir,
     ensure_classifier,
@@ -240,13 +240,13 @@ def test_ensure_lookup_table_rebuilds_only_when_needed(probe, celeba_few, tmp_pa
 @pytest.fixture(scope="module")
 def real_feature_cache() -> Path:
     """The embedding cache in the real CROWDKIT_HOME (resolved before any test isolates the home)."""
-    return DlibFeatureExtractor().cache_file
+    return descriptors.cache_file()
 
 
 def test_ensure_classifier_trains_once_then_loads(real_feature_cache, isolated_home):
     # reuse the content-addressed embedding cache inside the isolated home, so nothing is re-embedded
     if real_feature_cache.is_file():
-        shutil.copy(real_feature_cache, DlibFeatureExtractor().cache_file)
+        shutil.copy(real_feature_cache, descriptors.cache_file())
     first = ensure_classifier("probe", seed=0, max_train_per_class=20)
     folder = default_classifier_dir("probe", seed=0, max_train_per_class=20)
     assert str(folder).startswith(str(isolated_home)) and (folder / "classifier.json").is_file()
