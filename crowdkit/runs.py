@@ -630,6 +630,28 @@ class _Executor:
             self._client.close()
 
 
+def _chain_lengths(specs: Sequence[RunSpec]) -> dict[str, int]:
+    """Per run, the length of the longest chain of runs waiting on it (itself included).
+
+    Ready runs start longest chain first, so a chain of dependent notebooks (the
+    bias study) begins at once and runs beside the independent ones instead of after them.
+    """
+    waiting: dict[str, list[str]] = {s.key: [] for s in specs}
+    for spec in specs:
+        for dep in spec.depends_on:
+            waiting.setdefault(dep, []).append(spec.key)
+    lengths: dict[str, int] = {}
+
+    def length(key: str, seen: tuple[str, ...] = ()) -> int:
+        if key not in lengths:
+            if key in seen:
+                raise ConfigError(f"dependency cycle through {key}")
+            lengths[key] = 1 + max((length(k, seen + (key,)) for k in waiting.get(key, ())), default=0)
+        return lengths[key]
+
+    return {s.key: length(s.key) for s in specs}
+
+
 def run_specs(specs: Sequence[RunSpec], *, jobs: int = 1, executor: str = "local", scheduler: Any = None,
               kernel: str = DEFAULT_KERNEL, force: bool = False, progress: bool = True,
               stagger: float = 1.0) -> list[RunResult]:
@@ -650,6 +672,7 @@ def run_specs(specs: Sequence[RunSpec], *, jobs: int = 1, executor: str = "local
         missing = [d for d in spec.depends_on if d not in by_key]
         if missing:
             raise ConfigError(f"{spec.key} depends on {missing[0]}, which is not among the selected runs")
+    chain = _chain_lengths(specs)
     pending = dict(by_key)
     hashes: dict[str, str] = {}
     results: dict[str, RunResult] = {}
@@ -659,7 +682,8 @@ def run_specs(specs: Sequence[RunSpec], *, jobs: int = 1, executor: str = "local
     with _Executor(executor, jobs, scheduler) as pool:
         started = 0
         while (pending or running) and failure is None:
-            ready = [k for k, s in pending.items() if all(d in hashes for d in s.depends_on)]
+            ready = sorted((k for k, s in pending.items() if all(d in hashes for d in s.depends_on)),
+                           key=lambda k: -chain[k])
             for key in ready[: max(0, pool.capacity - len(running))]:
                 spec = pending.pop(key)
                 deps = {d: hashes[d] for d in spec.depends_on}

@@ -274,3 +274,13 @@ def test_missing_kernel_is_named_with_the_fix(project):
     with pytest.raises(RunFailedError, match="no_such_kernel_here.*ipykernel install"):
         runs.execute_run(spec, kernel="no_such_kernel_here")
     assert not spec.output_path.exists()
+
+
+def test_a_chain_of_dependent_runs_starts_first(project):
+    text = PLAN.replace("  - name: b\n", "  - name: c\n  - name: d\n    depends_on: [c]\n  - name: b\n")
+    text = text.replace("    parameters: {x: 2}\n", "    parameters: {x: 2}\n    depends_on: [d]\n")
+    plan = runs.load_plan(write_plan(project, text), root=project)
+    assert runs._chain_lengths(plan.runs) == {"tiny/a": 1, "tiny/c": 3, "tiny/d": 2, "tiny/b": 1}
+    results = runs.run_plan(plan, progress=False)  # one job: the chain c → d first
+    finished = sorted(results, key=lambda r: r.output_path.stat().st_mtime_ns)
+    assert [r.key for r in finished] == ["tiny/c", "tiny/d", "tiny/a", "tiny/b"]  # ties: plan order
