@@ -4,7 +4,7 @@ VENV   ?= .venv
 PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.crowdkit-installed
 PROFILE ?= default
-JOBS   ?= 1
+JOBS   ?= 2
 
 # Set before any Python starts: retinaface breaks when TensorFlow was imported
 # through another package first, unless legacy Keras is forced.
