@@ -113,11 +113,24 @@ def _crop_name(source: str, frame: int, index: int, root: Path | None, is_frame:
     parent = PurePosixPath()
     if root is not None:
         try:
-            parent = PurePosixPath(*path.parent.relative_to(root).parts)
+            parent = PurePosixPath(*Path(os.path.abspath(path)).parent.relative_to(os.path.abspath(root)).parts)
         except ValueError:
             parent = PurePosixPath()
     stem = path.stem + (f"_frame{frame:06d}" if is_frame else "")
     return str(parent / f"{stem}_{index}.jpg")
+
+
+def _layout_root(sources: str | os.PathLike | Sequence[str | os.PathLike]) -> Path | None:
+    """The folder whose sub-folder layout the crops keep: a folder source, or a list's common folder."""
+    if isinstance(sources, (str, os.PathLike)):
+        return Path(sources) if Path(sources).is_dir() else None
+    parents = {os.path.dirname(os.path.abspath(os.fspath(p))) for p in sources}
+    if len(parents) < 2:
+        return None
+    try:
+        return Path(os.path.commonpath(sorted(parents)))
+    except ValueError:  # pragma: no cover - different drives on Windows
+        return None
 
 
 def extract_faces(
@@ -136,7 +149,8 @@ def extract_faces(
     Parameters
     ----------
     sources : a folder of images (recursive), a list of image files, an image file or a video file
-    out_dir : where the crops (keeping a source folder's sub-folders) and ``crowdkit-faces.json`` go
+    out_dir : where the crops and ``crowdkit-faces.json`` go; the crops keep the sub-folders of a source
+        folder (of a list of photos: below their common folder)
     detector : backend name or instance
     margin : grow each box by this fraction of its width/height on every side (clipped to the image)
     stride : for a video, every ``stride``-th frame
@@ -164,7 +178,7 @@ def extract_faces(
     out_dir = Path(out_dir)
     detector = resolve_detector(detector)
     cache = _FaceCache(detector, None)
-    root = Path(sources) if isinstance(sources, (str, os.PathLike)) and Path(sources).is_dir() else None
+    root = _layout_root(sources)
     video = isinstance(sources, (str, os.PathLike)) and is_video(sources)
     skipped: list[str] = []
     total, images = _iter_gallery(sources, stride=stride, skipped=skipped)
