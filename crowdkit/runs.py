@@ -27,8 +27,9 @@ includes theirs: it re-runs exactly when one of them changed. Run on its own
 Parameters are merged plan < run < profile < command line. Every run is
 executed with the working directory at the project root, so relative paths in
 parameters mean the same thing on the command line and inside the notebook,
-and gets one more parameter, ``run_dir``: a folder beside the executed notebook
-where :func:`save_run_table` keeps the run's tables for summary pages.
+and gets one more parameter, ``run_dir`` (when its parameters cell declares
+it; the environment variable ``CROWDKIT_RUN_DIR`` always): a folder beside the
+executed notebook where :func:`save_run_table` keeps the run's tables for summary pages.
 
 For every run the executor writes ``<output_dir>/<run>.ipynb`` (only when the
 notebook finished) and ``<output_dir>/<run>.run.json`` (parameters, content
@@ -494,8 +495,11 @@ def execute_run(spec: RunSpec, *, dependency_hashes: Mapping[str, str] | None = 
     if spec.run_dir.exists():
         shutil.rmtree(spec.run_dir)
     spec.run_dir.mkdir(parents=True)
-    # relative to the kernel's working directory (the project root): the page shows no machine's paths
-    parameters = {**spec.parameters, RUN_DIR_PARAMETER: _relative(spec.run_dir, spec.root)}
+    # relative to the kernel's working directory (the project root): the page shows no machine's paths.
+    # Only a notebook whose parameters cell declares run_dir gets it (the others read CROWDKIT_RUN_DIR).
+    parameters = dict(spec.parameters)
+    if RUN_DIR_PARAMETER in pm.inspect_notebook(str(spec.notebook)):
+        parameters[RUN_DIR_PARAMETER] = _relative(spec.run_dir, spec.root)
     record: dict[str, Any] = {
         "plan": spec.plan, "run": spec.name, "profile": spec.profile,
         "notebook": _relative(spec.notebook, spec.root), "output": _relative(spec.output_path, spec.root),

@@ -25,9 +25,9 @@ save_run_table("env", pd.DataFrame({"x": [x]}))  # run_dir from CROWDKIT_RUN_DIR
 """
 
 
-def write_notebook(path: Path, body: str = BODY) -> Path:
+def write_notebook(path: Path, body: str = BODY, *, declared: str = "x = 1\nfail = False\ndata_file = ''\nrun_dir = None") -> Path:
     nb = nbformat.v4.new_notebook()
-    parameters = nbformat.v4.new_code_cell("x = 1\nfail = False\ndata_file = ''\nrun_dir = None")
+    parameters = nbformat.v4.new_code_cell(declared)
     parameters.metadata["tags"] = ["parameters"]
     nb.cells = [nbformat.v4.new_markdown_cell("# A tiny run"), parameters, nbformat.v4.new_code_cell(body)]
     nb.metadata["kernelspec"] = {"name": "crowdkit", "display_name": "Python (crowdkit)", "language": "python"}
@@ -284,3 +284,14 @@ def test_a_chain_of_dependent_runs_starts_first(project):
     results = runs.run_plan(plan, progress=False)  # one job: the chain c → d first
     finished = sorted(results, key=lambda r: r.output_path.stat().st_mtime_ns)
     assert [r.key for r in finished] == ["tiny/c", "tiny/d", "tiny/a", "tiny/b"]  # ties: plan order
+
+
+def test_run_dir_goes_only_to_notebooks_that_declare_it(project, caplog):
+    write_notebook(project / "notebooks" / "tiny.ipynb", BODY.replace("run_dir=run_dir", "run_dir=None"),
+                   declared="x = 1\nfail = False\ndata_file = ''")
+    plan = runs.load_plan(write_plan(project, PLAN), root=project).select(["a"])
+    with caplog.at_level("WARNING"):
+        runs.run_plan(plan, progress=False)
+    assert "unknown parameter" not in caplog.text
+    assert "run_dir" not in json.loads(plan.runs[0].sidecar_path.read_text())["parameters"]
+    assert runs.collect_run_tables(plan.output_dir, "env").to_dict("list") == {"run": ["a"], "x": [1]}
