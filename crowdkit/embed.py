@@ -311,10 +311,10 @@ class DlibEmbedder(Embedder):
         Called before a long run reads its first batch, so the model loading
         overlaps with reading instead of delaying the first embedding.
         """
-        if self.workers > 1:
+        if self.workers > 1 and self._pool is None:
             pool = self._get_pool()
             for _ in range(self.workers):
-                pool.submit(_dlib_worker_ready, 0.05)
+                pool.submit(_dlib_worker_ready, 0.02)
 
     def _get_pool(self) -> ProcessPoolExecutor:
         with self._lock:

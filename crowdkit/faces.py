@@ -884,8 +884,11 @@ def find(
     gallery = check_gallery(gallery)  # fail before loading models or embedding the query
     for query in queries:
         _photo(query)
-    detector = resolve_detector(detector)
     embedder = resolve_embedder(model)
+    warm_up = getattr(embedder, "warm_up", None)
+    if callable(warm_up) and not isinstance(gallery, (str, os.PathLike)) and len(gallery) >= 2 * batch_size:
+        warm_up()  # the embedder's workers start and load their model while the detector loads
+    detector = resolve_detector(detector)
     if threshold is None:
         threshold, threshold_source = default_threshold(embedder, metric), "default"
     else:

@@ -81,6 +81,25 @@ def test_dlib_workers_agree_with_one_process(dlib_embedder, reference_chips):
     np.testing.assert_allclose(parallel[:3], parallel[3:6], atol=1e-6)
 
 
+def test_dlib_warm_up_and_two_threads_at_once_give_the_same_vectors(reference_chips):
+    from concurrent.futures import ThreadPoolExecutor
+
+    embedder = get_embedder("dlib", workers=2, min_parallel=2)
+    try:
+        embedder.warm_up()  # returns at once; the workers load their model in the background
+        embedder.warm_up()  # a second call does nothing
+        batch = np.concatenate([reference_chips] * 3)  # 9 chips: several tasks for the pool
+        with ThreadPoolExecutor(2) as threads:
+            pooled = list(threads.map(embedder.embed, [batch, batch[::-1]]))
+            single = list(threads.map(embedder.embed, [reference_chips[:1], reference_chips[1:2]]))  # in-process
+        one = get_embedder("dlib", workers=1).embed(reference_chips)
+        np.testing.assert_allclose(pooled[0], np.concatenate([one] * 3), atol=1e-5)
+        np.testing.assert_allclose(pooled[1], np.concatenate([one] * 3)[::-1], atol=1e-5)
+        np.testing.assert_allclose(np.concatenate(single), one[:2], atol=1e-5)
+    finally:
+        embedder.close()
+
+
 def test_empty_and_list_inputs(dlib_embedder, reference_chips):
     empty = dlib_embedder.embed(np.zeros((0, 150, 150, 3), np.uint8))
     assert empty.shape == (0, 128) and empty.dtype == np.float32

@@ -185,3 +185,17 @@ def test_cli_extract(lfw_photos, tmp_path, isolated_home, capsys):
     assert "face crop(s) from 12 image(s)" in capsys.readouterr().out
     assert len(read_manifest(tmp_path / "out")) >= 10
     assert main(["extract", "--gallery", str(tmp_path / "missing"), "--out", str(tmp_path / "o2")]) == 2
+
+
+def test_an_unchanged_gallery_is_remembered_in_the_process_and_a_changed_one_is_not(extracted, embedder):
+    import cv2
+
+    faces.forget()
+    first = faces.detect_and_embed(extracted.folder, detector="opencv", embedder=embedder, progress=False)
+    assert faces.detect_and_embed(extracted.folder, detector=RefusingHaar(), embedder=embedder,
+                                  progress=False) is first  # no per-file work at all
+    source = extracted.folder / extracted.faces[0].file
+    cv2.imwrite(str(source.with_name("new.jpg")), cv2.imread(str(source))[:, ::-1])  # a mirrored, new crop
+    counting = CountingHaar()
+    again = faces.detect_and_embed(extracted.folder, detector=counting, embedder=embedder, progress=False)
+    assert again is not first and counting.images == 1 and again.images == first.images + 1
