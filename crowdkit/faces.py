@@ -26,7 +26,19 @@ atomically as soon as its batch is computed, so an interrupted run resumes
 where it stopped, and a second search over the same gallery only embeds the
 new query. Entries live under ``config.cache_dir("faces")`` and are safe to
 delete. Within one process the entries (and the file → sha256 map, keyed by
-the file's size and modification time) are also kept in memory.
+the file's size and modification time) are also kept in memory, and so is a
+whole gallery's result, keyed by every file's path, size, mtime and inode: a
+second search over an unchanged gallery only embeds the new query.
+
+Recorded detections
+-------------------
+A folder written by :func:`crowdkit.extract.extract_faces` (face crops plus
+``crowdkit-faces.json``) carries its detections. For every image whose bytes
+hash to a manifest row's sha256, searched with a detector of the row's name,
+the recorded box and landmarks are used: no detector and no landmark model
+run, the crop is only read, aligned and embedded. Other images (not listed,
+or edited since) are detected as usual. Manifests are looked up in each
+image's folder and up to three folders above it.
 """
 from __future__ import annotations
 

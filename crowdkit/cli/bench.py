@@ -10,11 +10,12 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     verbs = bench.add_subparsers(dest="bench_command", required=True, metavar="BENCHMARK")
     find = verbs.add_parser(
         "find",
-        help="crowdkit find vs DeepFace.find (Dlib, same detector, cosine) on >= 1,000 LFW crops: cold, warm, "
-        "bare inference, agreement",
+        help="crowdkit find vs DeepFace.find (Dlib, same detector, cosine) on the faces extracted from >= 1,000 LFW "
+        "photos: cold, warm (and its floor), bare inference, agreement",
         description="Ends with one line: speedup_cold=... speedup_warm=... agreement=...",
     )
-    find.add_argument("--faces", type=int, default=1000, help="gallery size in LFW crops (default 1000)")
+    find.add_argument("--faces", type=int, default=1000,
+                      help="LFW photos whose faces are extracted into the gallery (default 1000)")
     find.add_argument("--detector", default="opencv",
                       help="detector in both (default opencv: Haar in deepface and in crowdkit)")
     find.add_argument("--workdir", default=None,
