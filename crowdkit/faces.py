@@ -46,7 +46,7 @@ import hashlib
 import logging
 import os
 from stat import S_ISREG
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from functools import lru_cache
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Callable, Iterable, Iterator, Sequence
@@ -644,7 +644,7 @@ def detect_and_embed(
         remembered = _GALLERIES.get(memo_key)
         if remembered is not None:
             logger.debug("gallery unchanged since the last search in this process: %d face(s)", len(remembered))
-            return remembered
+            return replace(remembered, faces=list(remembered.faces))  # the caller may change its own list
     cache = _FaceCache(detector, embedder)
     skipped: list[str] = []
     total, images = _iter_gallery(sources, stride=stride, skipped=skipped)
