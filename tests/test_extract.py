@@ -199,3 +199,23 @@ def test_an_unchanged_gallery_is_remembered_in_the_process_and_a_changed_one_is_
     counting = CountingHaar()
     again = faces.detect_and_embed(extracted.folder, detector=counting, embedder=embedder, progress=False)
     assert again is not first and counting.images == 1 and again.images == first.images + 1
+
+
+def test_find_with_a_named_detector_embeds_the_query_beside_the_gallery(extracted, query, embedder, fixtures_dir):
+    from crowdkit.exceptions import NoFaceError, UnknownBackendError
+
+    faces.forget()
+    expected = faces.find([query], extracted.folder, detector=CountingHaar(), model=embedder, progress=False)
+    faces.forget()
+    # batch_size=4: the 12 crops make 3 batches, enough for the query to run while the gallery embeds
+    table = faces.find([query], extracted.folder, detector="opencv", model=embedder, batch_size=4, progress=False)
+    assert table.attrs["detector"] == "opencv"
+    assert list(table["source"]) == list(expected["source"])
+    np.testing.assert_allclose(table["distance"], expected["distance"], atol=1e-6)
+
+    white = fixtures_dir / "faceapi_js" / "test" / "images" / "white.png"
+    faces.forget()
+    with pytest.raises(NoFaceError, match=r"white\.png.*'opencv'"):
+        faces.find([white], extracted.folder, detector="opencv", model=embedder, batch_size=4, progress=False)
+    with pytest.raises(UnknownBackendError):
+        faces.find([query], extracted.folder, detector="haar", model=embedder, batch_size=4, progress=False)
