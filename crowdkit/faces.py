@@ -1006,9 +1006,6 @@ def _queries_beside_gallery(
     are with the embedder; a failing query stops the gallery at its next batch and is raised."""
     from concurrent.futures import ThreadPoolExecutor
 
-    warm_up = getattr(embedder, "warm_up", None)
-    if callable(warm_up):
-        warm_up()
     started = threading.Event()
 
     def embed_the_queries() -> FaceSet:
