@@ -51,3 +51,5 @@ def test_report_prints_the_extraction_and_the_warm_floor():
     assert re.search(r"extraction .* 40\.00 s", report)
     assert "best possible warm speedup = deepface warm / floor = 2.80x" in report
     assert result.best_warm_speedup == pytest.approx(2.8)
+    assert "best possible cold speedup on 2 cores = deepface cold / (bare / cores) = 2.62x" in report
+    assert "crowdkit reaches 96% of it" in report
