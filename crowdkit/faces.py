@@ -45,7 +45,6 @@ from __future__ import annotations
 import hashlib
 import logging
 import os
-import threading
 from stat import S_ISREG
 from dataclasses import dataclass, field, replace
 from functools import lru_cache
@@ -170,50 +169,6 @@ def resolve_embedder(model: "str | Embedder", **options: Any) -> "Embedder":
     if isinstance(model, str):
         return _embedder_by_name(model, tuple(sorted(options.items())))
     return model
-
-
-class _DeferredDetector:
-    """A named detector built on first use, so a search can start embedding before its model has loaded.
-
-    Its cache identity is the name plus the class's default options (what
-    :func:`_detector_id` gives the built detector), known without building it.
-    Detection calls are serialised: a gallery and a query may share it from two threads.
-    """
-
-    def __init__(self, name: str) -> None:
-        from .detect import DETECTORS
-
-        cls = DETECTORS.get(name)  # an unknown name fails here, before any work
-        self.name = cls.name
-        self._key = name
-        self._lock = threading.Lock()
-        self.cache_id = self._predicted_id(cls)
-
-    def _predicted_id(self, cls: type) -> str:
-        import inspect
-
-        names = tuple(getattr(cls, "_option_names", ()))
-        parameters = inspect.signature(cls.__init__).parameters
-        if not all(n in parameters and parameters[n].default is not inspect.Parameter.empty for n in names):
-            return _detector_id(self.build())
-        options = {n: parameters[n].default for n in names}
-        return self.name + ("(" + ",".join(f"{k}={options[k]!r}" for k in sorted(options)) + ")" if options else "")
-
-    def build(self) -> "Detector":
-        with self._lock:
-            return resolve_detector(self._key)
-
-    def detect_batch(self, images: Sequence[np.ndarray]) -> list[list["Detection"]]:
-        detector = self.build()
-        with self._lock:
-            return detector.detect_batch(images)
-
-    def detect(self, image: np.ndarray) -> list["Detection"]:
-        return self.detect_batch([image])[0]
-
-
-class _QueryFailed(Exception):
-    """Internal: the query photos failed while the gallery was being embedded."""
 
 
 def default_threshold(embedder: "Embedder", metric: str) -> float:
@@ -571,8 +526,6 @@ def _process(
     progress: Any,
     recorded: dict[str, list["Detection"]] | None = None,
     in_flight: int = 2,
-    on_started: Callable[[], None] | None = None,
-    abort: Callable[[], bool] | None = None,
 ) -> tuple[list[Face], list[np.ndarray], list[np.ndarray], int]:
     """Detect → align → embed, batch by batch, in order.
 
@@ -580,9 +533,6 @@ def _process(
     earlier batches from helper threads, this thread reads, detects and aligns
     the next one. Up to ``in_flight`` batches are handed to the embedder at once,
     so its workers always have queued work (no idle gap between batches).
-    ``on_started`` is called once that many batches are with the embedder (or
-    all of them); ``abort`` is asked before each batch and stops the run with
-    :class:`_QueryFailed` when it returns True.
     """
     from collections import deque
     from concurrent.futures import ThreadPoolExecutor
@@ -608,11 +558,7 @@ def _process(
     in_flight = max(1, int(in_flight))
     with ThreadPoolExecutor(max_workers=in_flight, thread_name_prefix="crowdkit-embed") as embedding:
         try:
-            for number, chunk in enumerate(_chunks(images, batch_size)):
-                if abort is not None and abort():
-                    raise _QueryFailed
-                if on_started is not None and number == in_flight:
-                    on_started()
+            for chunk in _chunks(images, batch_size):
                 count += len(chunk)
                 batch = _detect_and_align(chunk, detector=detector, template=embedder.template, cache=cache,
                                           return_chips=return_chips, recorded=recorded)
@@ -626,8 +572,6 @@ def _process(
                     collect(waiting.popleft())
                 while waiting and waiting[0].pending is not None and waiting[0].pending.done():
                     collect(waiting.popleft())
-            if on_started is not None:
-                on_started()
             while waiting:
                 collect(waiting.popleft())
         except BaseException:
@@ -663,8 +607,6 @@ def detect_and_embed(
     batch_size: int = 32,
     return_chips: bool = False,
     progress: bool = True,
-    _on_started: Callable[[], None] | None = None,
-    _abort: Callable[[], bool] | None = None,
 ) -> FaceSet:
     """Detect, align and embed every face in a gallery, reusing cached results.
 
@@ -702,8 +644,6 @@ def detect_and_embed(
         remembered = _GALLERIES.get(memo_key)
         if remembered is not None:
             logger.debug("gallery unchanged since the last search in this process: %d face(s)", len(remembered))
-            if _on_started is not None:
-                _on_started()
             return replace(remembered, faces=list(remembered.faces))  # the caller may change its own list
     cache = _FaceCache(detector, embedder)
     skipped: list[str] = []
@@ -717,7 +657,7 @@ def detect_and_embed(
         faces, embeddings, chips, count = _process(
             images, detector=detector, embedder=embedder, cache=cache,
             batch_size=batch_size, return_chips=return_chips, progress=bar, recorded=recorded,
-            in_flight=int(getattr(embedder, "max_in_flight", 1) or 1), on_started=_on_started, abort=_abort,
+            in_flight=int(getattr(embedder, "max_in_flight", 1) or 1),
         )
     finally:
         bar.close()
@@ -961,22 +901,14 @@ def find(
         threshold, threshold_source = default_threshold(embedder, metric), "default"
     else:
         threshold, threshold_source = float(threshold), "given"
-    # A large photo gallery searched with a named detector: the gallery's batches go to the embedder
-    # first, and the query photos are detected (loading the detector's models) and embedded meanwhile,
-    # so nothing waits for the detector to load. Otherwise: the query first, then the gallery.
-    overlap = isinstance(detector, str) and not isinstance(gallery, (str, os.PathLike)) \
-        and len(gallery) >= 2 * batch_size
-    if overlap:
-        detector = _DeferredDetector(detector)
-        query_set, gallery_set = _queries_beside_gallery(
-            list(queries), gallery, detector=detector, embedder=embedder, on_many=on_many, stride=stride,
-            batch_size=batch_size, progress=progress)
-    else:
-        detector = resolve_detector(detector)
-        query_set = embed_queries(list(queries), detector=detector, embedder=embedder, on_many=on_many)
-        gallery_set = detect_and_embed(
-            gallery, detector=detector, embedder=embedder, stride=stride, batch_size=batch_size, progress=progress
-        )
+    warm_up = getattr(embedder, "warm_up", None)
+    if callable(warm_up) and not isinstance(gallery, (str, os.PathLike)) and len(gallery) >= 2 * batch_size:
+        warm_up()  # the embedder's worker processes load their model while the query is detected
+    detector = resolve_detector(detector)
+    query_set = embed_queries(list(queries), detector=detector, embedder=embedder, on_many=on_many)
+    gallery_set = detect_and_embed(
+        gallery, detector=detector, embedder=embedder, stride=stride, batch_size=batch_size, progress=progress
+    )
     distances, closest = nearest(query_set.embeddings, gallery_set.embeddings, metric=metric)
     boxes = np.array([f.detection.box for f in gallery_set.faces], dtype=np.float64).reshape(-1, 4)
     query_names = np.array([str(q) for q in queries], dtype=object)
@@ -996,36 +928,6 @@ def find(
         "images": gallery_set.images, "skipped": list(gallery_set.skipped),
     })
     return table
-
-
-def _queries_beside_gallery(
-    queries: list[str | os.PathLike], gallery: Sequence[str | os.PathLike], *, detector: _DeferredDetector,
-    embedder: "Embedder", on_many: str, stride: int, batch_size: int, progress: bool,
-) -> tuple[FaceSet, FaceSet]:
-    """Embed the gallery in this thread and the query photos in another, once the gallery's first batches
-    are with the embedder; a failing query stops the gallery at its next batch and is raised."""
-    from concurrent.futures import ThreadPoolExecutor
-
-    started = threading.Event()
-
-    def embed_the_queries() -> FaceSet:
-        started.wait()
-        return embed_queries(queries, detector=detector, embedder=embedder, on_many=on_many)
-
-    with ThreadPoolExecutor(max_workers=1, thread_name_prefix="crowdkit-query") as side:
-        pending = side.submit(embed_the_queries)
-        try:
-            gallery_set = detect_and_embed(
-                gallery, detector=detector, embedder=embedder, stride=stride, batch_size=batch_size,
-                progress=progress, _on_started=started.set,
-                _abort=lambda: pending.done() and pending.exception() is not None,
-            )
-        except _QueryFailed:
-            pending.result()  # raises the query's error
-            raise  # pragma: no cover - abort is only asked for when the query failed
-        finally:
-            started.set()
-        return pending.result(), gallery_set
 
 
 def verify(

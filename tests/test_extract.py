@@ -201,13 +201,13 @@ def test_an_unchanged_gallery_is_remembered_in_the_process_and_a_changed_one_is_
     assert again is not first and counting.images == 1 and again.images == first.images + 1
 
 
-def test_find_with_a_named_detector_embeds_the_query_beside_the_gallery(extracted, query, embedder, fixtures_dir):
+def test_find_with_a_named_detector_gives_what_an_instance_gives_and_names_errors(extracted, query, embedder, fixtures_dir):
     from crowdkit.exceptions import NoFaceError, UnknownBackendError
 
     faces.forget()
     expected = faces.find([query], extracted.folder, detector=CountingHaar(), model=embedder, progress=False)
     faces.forget()
-    # batch_size=4: the 12 crops make 3 batches, enough for the query to run while the gallery embeds
+    # batch_size=4: the 12 crops make 3 batches, enough for the embedder's warm-up to start first
     table = faces.find([query], extracted.folder, detector="opencv", model=embedder, batch_size=4, progress=False)
     assert table.attrs["detector"] == "opencv"
     assert list(table["source"]) == list(expected["source"])
