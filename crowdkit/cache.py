@@ -120,3 +120,31 @@ class ArrayCache:
 
     def __repr__(self) -> str:
         return f"ArrayCache({str(self._location)!r}, namespace={self.namespace!r})"
+
+
+# --------------------------------------------------------------------------- one npz of keyed embeddings
+
+def read_embedding_table(path: str | os.PathLike) -> dict[str, tuple[np.ndarray, int]]:
+    """key → (embedding, status) from an npz written by :func:`merge_embedding_table` ({} when absent)."""
+    path = Path(path)
+    if not path.is_file():
+        return {}
+    with np.load(path, allow_pickle=False) as data:
+        return {str(k): (e, int(s)) for k, e, s in zip(data["keys"], data["embeddings"], data["status"])}
+
+
+def merge_embedding_table(path: str | os.PathLike, new: Mapping[str, tuple[np.ndarray, int]]) -> None:
+    """Add ``new`` rows to the npz at ``path`` (keys, embeddings float32, status int8), atomically.
+
+    The file is re-read first, so rows another process added meanwhile are kept.
+    """
+    if not new:
+        return
+    merged = read_embedding_table(path)
+    merged.update(new)
+    keys = sorted(merged)
+    with atomic_path(Path(path)) as tmp:
+        with open(tmp, "wb") as handle:
+            np.savez(handle, keys=np.array(keys),
+                     embeddings=np.stack([merged[k][0] for k in keys]).astype(np.float32),
+                     status=np.array([merged[k][1] for k in keys], dtype=np.int8))

@@ -36,8 +36,9 @@ from typing import Any, Iterator, Sequence
 import numpy as np
 
 from . import config
+from .cache import merge_embedding_table, read_embedding_table
 from .exceptions import ConfigError
-from .io import atomic_path, read_image, sha256_file
+from .io import read_image, sha256_file
 
 logger = logging.getLogger(__name__)
 
@@ -163,26 +164,6 @@ def cache_file(fallback: str = "centre") -> Path:
     return config.cache_dir("descriptors") / f"{VERSION}-{fallback}.npz"
 
 
-def _read_cache(path: Path) -> dict[str, tuple[np.ndarray, int]]:
-    if not path.is_file():
-        return {}
-    with np.load(path, allow_pickle=False) as data:
-        return {str(k): (e, int(s)) for k, e, s in zip(data["keys"], data["embeddings"], data["status"])}
-
-
-def _write_cache(path: Path, new: dict[str, tuple[np.ndarray, int]]) -> None:
-    """Merge ``new`` into the cache file (re-read first: another process may have added rows meanwhile)."""
-    if not new:
-        return
-    merged = _read_cache(path)
-    merged.update(new)
-    keys = sorted(merged)
-    with atomic_path(path) as tmp:
-        with open(tmp, "wb") as handle:
-            np.savez(handle, keys=np.array(keys),
-                     embeddings=np.stack([merged[k][0] for k in keys]).astype(np.float32),
-                     status=np.array([merged[k][1] for k in keys], dtype=np.int8))
-
 
 # --------------------------------------------------------------------------- the entry point
 
@@ -216,7 +197,7 @@ def describe_photos(
         return PhotoDescriptors(np.zeros((0, DlibPhotoEmbedder.dim), np.float32), np.zeros(0, np.int8))
     store = cache_file(fallback)
     keys = [sha256_file(p) for p in paths]
-    known = _read_cache(store)
+    known = read_embedding_table(store)
     todo = sorted({k: p for k, p in zip(keys, paths) if k not in known}.items())
     if todo:
         logger.info("embedding %d of %d photos with dlib on %d process(es)", len(todo), len(paths), workers)
@@ -243,12 +224,12 @@ def describe_photos(
                 done += len(status)
                 bar.update(len(status))
                 if len(new) >= save_every:
-                    _write_cache(store, new)
+                    merge_embedding_table(store, new)
                     known.update(new)
                     new = {}
         finally:
             bar.close()
-            _write_cache(store, new)  # keep what was computed, also when interrupted
+            merge_embedding_table(store, new)  # keep what was computed, also when interrupted
             known.update(new)
             if pool is not None:
                 pool.shutdown(wait=True, cancel_futures=True)

@@ -24,7 +24,6 @@ Typical use::
 """
 from __future__ import annotations
 
-import hashlib
 import logging
 import os
 from dataclasses import dataclass, field
@@ -34,8 +33,11 @@ from typing import Callable, Mapping, Sequence
 import numpy as np
 
 from . import config
+from .cache import merge_embedding_table, read_embedding_table
+# the dlib pipeline's status codes and centre box, re-exported: callers read them from here
+from .descriptors import CENTRE_BOX, CENTRE_FALLBACK, FACE_FOUND, NO_FACE, SECOND_DETECTOR  # noqa: F401
+from .descriptors import VERSION as DLIB_VERSION
 from .exceptions import ConfigError, DataNotFoundError
-from .io import atomic_path, read_image
 
 log = logging.getLogger(__name__)
 
@@ -242,44 +244,28 @@ def lfw_protocol(distances: np.ndarray, issame: np.ndarray, folds: np.ndarray, *
 
 # --------------------------------------------------------------------------- embeddings
 
-# Status codes and the centre box of the dlib pipeline, re-exported: callers read them from here.
-from .descriptors import CENTRE_BOX, CENTRE_FALLBACK, FACE_FOUND, NO_FACE, SECOND_DETECTOR  # noqa: E402,F401
-from .descriptors import VERSION as DLIB_VERSION  # noqa: E402
-
-
 def cached_embeddings(keys: Sequence[str], compute: Callable[[list[int]], tuple[np.ndarray, np.ndarray]],
                       cache_file: Path) -> tuple[np.ndarray, np.ndarray]:
     """Embeddings for ``keys`` (e.g. relative image paths), computing only those not in ``cache_file``.
 
     ``compute(indices)`` returns ``(embeddings (k, D), status (k,))`` for
-    ``keys[indices]``. The npz cache (keys, embeddings, status) is rewritten
-    atomically with the union of old and new rows; it is safe to delete.
+    ``keys[indices]``. The npz cache is :func:`crowdkit.cache.merge_embedding_table`'s
+    (keys, embeddings, status), rewritten atomically; it is safe to delete.
     """
     keys = list(keys)
-    known: dict[str, int] = {}
-    old_keys, old_emb, old_status = [], None, None
-    if cache_file.is_file():
-        with np.load(cache_file, allow_pickle=False) as data:
-            old_keys = [str(k) for k in data["keys"]]
-            old_emb, old_status = data["embeddings"], data["status"]
-        known = {k: i for i, k in enumerate(old_keys)}
-    missing = sorted({i for i, k in enumerate(keys) if k not in known}, key=lambda i: keys[i])
-    missing_keys = list(dict.fromkeys(keys[i] for i in missing))
-    if missing_keys:
-        first_index = {}
-        for i in missing:
-            first_index.setdefault(keys[i], i)
-        new_emb, new_status = compute([first_index[k] for k in missing_keys])
-        all_keys = old_keys + missing_keys
-        all_emb = new_emb if old_emb is None else np.concatenate([old_emb, new_emb])
-        all_status = new_status if old_status is None else np.concatenate([old_status, new_status])
-        with atomic_path(cache_file) as tmp:
-            with open(tmp, "wb") as fh:
-                np.savez(fh, keys=np.asarray(all_keys), embeddings=all_emb, status=all_status)
-        known = {k: i for i, k in enumerate(all_keys)}
-        old_emb, old_status = all_emb, all_status
-    rows = np.array([known[k] for k in keys], dtype=np.int64)
-    return old_emb[rows], old_status[rows]
+    known = read_embedding_table(cache_file)
+    first_index: dict[str, int] = {}
+    for i, key in enumerate(keys):
+        if key not in known:
+            first_index.setdefault(key, i)
+    if first_index:
+        missing = sorted(first_index)
+        embeddings, status = compute([first_index[k] for k in missing])
+        new = {k: (e, int(s)) for k, e, s in zip(missing, embeddings, status)}
+        merge_embedding_table(cache_file, new)
+        known.update(new)
+    return (np.stack([known[k][0] for k in keys]).astype(np.float32),
+            np.array([known[k][1] for k in keys], dtype=np.int8))
 
 
 @dataclass(frozen=True, eq=False)
