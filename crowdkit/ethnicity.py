@@ -457,11 +457,18 @@ def ensure_classifier(classifier: str = "probe", *, seed: int = 0, max_train_per
 
     folder = default_classifier_dir(classifier, seed=seed, max_train_per_class=max_train_per_class)
     model = get_classifier(classifier, **options)
-    if not retrain and (folder / META_FILE).is_file():
-        saved = load_classifier(folder)
-        if saved.options() == model.options():
-            return saved
-        logger.info("%s holds a %s classifier with other options (%s); retraining", folder, classifier, saved.options())
+    meta_file = folder / META_FILE
+    if not retrain and meta_file.is_file():
+        meta = json.loads(meta_file.read_text())
+        if meta.get("classifier_version") != model.version:  # saved by an older crowdkit: stale, not an error
+            logger.info("%s holds %s version %s, this crowdkit has version %s; retraining", folder, classifier,
+                        meta.get("classifier_version"), model.version)
+        else:
+            saved = load_classifier(folder)
+            if saved.options() == model.options():
+                return saved
+            logger.info("%s holds a %s classifier with other options (%s); retraining", folder, classifier,
+                        saved.options())
     train, _ = split_stratified(load_utkface(), test_size=test_size, seed=seed)
     if max_train_per_class is not None:
         train = subsample_per_class(train, max_train_per_class, seed=seed)

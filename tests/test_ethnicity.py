@@ -256,3 +256,16 @@ def test_ensure_classifier_trains_once_then_loads(real_feature_cache, isolated_h
     other = ensure_classifier("probe", seed=0, max_train_per_class=20, C=0.01)  # other options: retrained
     assert other.C == 0.01 and other.fingerprint != first.fingerprint
     assert load_classifier(folder).fingerprint == other.fingerprint
+
+
+def test_ensure_classifier_retrains_one_saved_by_an_older_version(real_feature_cache, isolated_home):
+    if real_feature_cache.is_file():
+        shutil.copy(real_feature_cache, descriptors.cache_file())
+    first = ensure_classifier("probe", seed=0, max_train_per_class=20)
+    meta_file = default_classifier_dir("probe", seed=0, max_train_per_class=20) / "classifier.json"
+    meta = json.loads(meta_file.read_text())
+    meta["classifier_version"] = "0"  # as an older crowdkit wrote it
+    meta_file.write_text(json.dumps(meta))
+    again = ensure_classifier("probe", seed=0, max_train_per_class=20)  # retrained, not an error
+    assert again.fingerprint == first.fingerprint
+    assert json.loads(meta_file.read_text())["classifier_version"] == first.version
