@@ -263,6 +263,16 @@ class TrainingData:
     def sizes(self) -> dict[str, int]:
         return {k: len(v) for k, v in self.inputs.items()}
 
+    def fingerprint(self) -> str:
+        """sha256 of the identities and their inputs' bytes: which data a checkpoint was trained on."""
+        import hashlib
+
+        hasher = hashlib.sha256(f"{self.input}:{self.image_size}".encode())
+        for key in sorted(self.inputs):
+            hasher.update(key.encode())
+            hasher.update(np.ascontiguousarray(self.inputs[key]).tobytes())
+        return hasher.hexdigest()
+
     def subset(self, identities: Sequence[str]) -> "TrainingData":
         return TrainingData(self.input, self.image_size, {k: self.inputs[k] for k in identities},
                             {k: self.paths[k] for k in identities}, self.skipped)
@@ -627,7 +637,9 @@ def train(config: TrainConfig, data: TrainingData, labels: Mapping[str, str] | s
         fingerprint) the table must have been built with; a table built by
         another one raises :class:`~crowdkit.exceptions.LookupTableMismatchError`.
     resume : continue from ``last.pt`` in the run folder when there is one
-        (its config must match apart from epochs/patience/device).
+        (its config must match apart from epochs/patience/device). A
+        checkpoint trained on other inputs (e.g. descriptors of an older
+        pipeline) is stale: training starts over and replaces it.
     stop_after : stop (as if interrupted) after this many epochs of *this
         call*; for tests and for time-boxed runs.
     """
@@ -658,8 +670,12 @@ def train(config: TrainConfig, data: TrainingData, labels: Mapping[str, str] | s
     history: list[EpochMetrics] = []
     start_epoch, best_acc, best_epoch, waited = 0, -np.inf, 0, 0
 
-    if resume and last_path.is_file():
-        payload = torch.load(last_path, map_location=device, weights_only=False)
+    data_fingerprint = data.fingerprint()
+    payload = torch.load(last_path, map_location=device, weights_only=False) if resume and last_path.is_file() else None
+    if payload is not None and payload.get("data_fingerprint") != data_fingerprint:
+        log.warning("%s was trained on other inputs (data fingerprint differs); starting over", last_path)
+        payload = None
+    if payload is not None:
         previous = _config_from_dict(payload["config"])
         differs = config.same_run(previous)
         if differs:
@@ -716,7 +732,7 @@ def train(config: TrainConfig, data: TrainingData, labels: Mapping[str, str] | s
             "model": net.state_dict(), "optimizer": optimizer.state_dict(), "epoch": epoch + 1,
             "config": asdict(config), "torch_rng": torch.get_rng_state(), "history": [asdict(h) for h in history],
             "best_val_accuracy": best_acc, "best_epoch": best_epoch, "waited": waited,
-            "train_identities": keys, "val_identities": val_ids,
+            "train_identities": keys, "val_identities": val_ids, "data_fingerprint": data_fingerprint,
         }
         if best_epoch == epoch + 1:
             _save(best_path, payload)

@@ -77,6 +77,16 @@ def test_resume_refuses_a_different_run(tmp_path):
         T.train(_cfg(tmp_path, "r", epochs=2, lr=0.5), data, progress=False)
 
 
+def test_a_finished_run_on_other_inputs_is_trained_again(tmp_path, caplog):
+    T.train(_cfg(tmp_path, "d", epochs=2), _synthetic_data(seed=0), progress=False)
+    same = T.train(_cfg(tmp_path, "d", epochs=2), _synthetic_data(seed=0), progress=False)
+    assert same.resumed_from_epoch == 2  # same inputs: the finished run is reloaded
+    with caplog.at_level("WARNING"):
+        other = T.train(_cfg(tmp_path, "d", epochs=2), _synthetic_data(seed=1), progress=False)
+    assert other.resumed_from_epoch == 0 and "other inputs" in caplog.text
+    assert [h.epoch for h in other.history] == [1, 2]
+
+
 def test_early_stopping_and_checkpoint_loads(tmp_path):
     data = _synthetic_data()
     result = T.train(_cfg(tmp_path, "es", epochs=30, patience=1, lr=0.5), data, progress=False)
