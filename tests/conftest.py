@@ -10,7 +10,7 @@ os.environ.setdefault("TF_USE_LEGACY_KERAS", "1")
 
 # Importing triton (torchvision loads it through torch._dynamo) after TensorFlow segfaults
 # (TF 2.19 + torch 2.14): import it first so one pytest process may use both, in any order.
-# Library code does the same in crowdkit.weights.prepare_tensorflow().
+# Library code does the same in crowdkit.common.weights.prepare_tensorflow().
 try:
     import triton  # noqa: F401
 except ImportError:
@@ -19,7 +19,7 @@ except ImportError:
 
 @pytest.fixture(scope="session")
 def data_root() -> Path:
-    from crowdkit import config
+    from crowdkit.common import config
 
     return config.data_root()
 

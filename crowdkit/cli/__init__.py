@@ -2,7 +2,7 @@
 
 Each sub-module adds its verbs with ``register(subparsers)``; a verb's handler
 parses nothing itself and calls one library function. Errors derived from
-:class:`crowdkit.exceptions.CrowdkitError` are printed as one line (exit 2),
+:class:`crowdkit.common.exceptions.CrowdkitError` are printed as one line (exit 2),
 never as a traceback.
 """
 from __future__ import annotations
@@ -12,7 +12,7 @@ import importlib
 import logging
 import sys
 
-from ..exceptions import CrowdkitError
+from crowdkit.common.exceptions import CrowdkitError
 
 #: Sub-modules of crowdkit.cli, one per group of verbs.
 COMMAND_MODULES = ("data", "weights", "faces", "bench", "annotations", "runs", "evaluate", "simulate")

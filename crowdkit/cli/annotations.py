@@ -4,7 +4,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from ..annotations import read_annotations, summarize
+from crowdkit.crowd.annotations import read_annotations, summarize
 
 
 def register(subparsers) -> None:

@@ -25,7 +25,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 def _find(args: argparse.Namespace) -> int:
     os.environ.setdefault("TF_USE_LEGACY_KERAS", "1")  # before deepface imports TensorFlow
-    from ..bench import run_find_benchmark
+    from crowdkit.engine.bench import run_find_benchmark
 
     result = run_find_benchmark(faces=args.faces, detector=args.detector, workdir=args.workdir)
     print(result.report())

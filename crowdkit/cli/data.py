@@ -4,9 +4,9 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from .. import config
-from ..datacheck import check_data
-from ..exceptions import DataNotFoundError
+from crowdkit.common import config
+from crowdkit.common.datacheck import check_data
+from crowdkit.common.exceptions import DataNotFoundError
 
 
 def register(subparsers) -> None:

@@ -9,7 +9,7 @@ def register(subparsers) -> None:
     parser = subparsers.add_parser("eval", help="evaluate a face model on a benchmark")
     verbs = parser.add_subparsers(dest="verb", required=True)
     lfw = verbs.add_parser("lfw", help="LFW View 2: 10-fold accuracy, VAL@FAR, AUC, EER (embeddings cached)")
-    lfw.add_argument("--model", default="dlib", help="'dlib' or the path of a checkpoint written by crowdkit.train")
+    lfw.add_argument("--model", default="dlib", help="'dlib' or the path of a checkpoint written by crowdkit.bias.train")
     lfw.add_argument("--pairs", type=Path, help="pairs file (default: lfw/pairs.txt in the data folder)")
     lfw.add_argument("--n-pairs", type=int, help="a balanced subset of this many pairs (quick check)")
     lfw.add_argument("--far", type=float, default=1e-3, help="FAR target for VAL (default 1e-3)")
@@ -18,7 +18,7 @@ def register(subparsers) -> None:
 
 
 def _lfw(args) -> int:
-    from ..evaluate import evaluate_lfw
+    from crowdkit.bias.evaluate import evaluate_lfw
 
     result, pairs = evaluate_lfw(args.model, pairs_path=args.pairs, n_pairs=args.n_pairs, far_target=args.far,
                                  progress=not args.json)

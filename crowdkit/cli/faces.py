@@ -13,7 +13,7 @@ DETECTOR_NAMES = ("mtcnn", "retinaface", "dlib-hog", "dlib-mmod", "opencv")
 
 def _model_names() -> list[str]:
     try:
-        from ..embed import EMBEDDERS
+        from crowdkit.engine.embed import EMBEDDERS
 
         return EMBEDDERS.names()
     except Exception:  # noqa: BLE001 - the help text must never fail
@@ -24,7 +24,7 @@ def _thresholds_help() -> str:
     """Each model's default thresholds, read from the backend classes (no weights loaded)."""
     lines = ["default thresholds (distance <= threshold means same person):"]
     try:
-        from ..embed import EMBEDDERS
+        from crowdkit.engine.embed import EMBEDDERS
 
         for name in EMBEDDERS.names():
             cls = EMBEDDERS.get(name)
@@ -37,7 +37,7 @@ def _thresholds_help() -> str:
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
-    from ..match import METRICS
+    from crowdkit.engine.match import METRICS
 
     find = subparsers.add_parser(
         "find",
@@ -96,9 +96,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 
 def _find(args: argparse.Namespace) -> int:
-    from ..exceptions import ConfigError
-    from ..faces import find
-    from ..io import atomic_path
+    from crowdkit.common.exceptions import ConfigError
+    from crowdkit.engine.faces import find
+    from crowdkit.common.io import atomic_path
 
     if not args.out.endswith(".parquet"):
         raise ConfigError(f"--out must name a .parquet file, got {args.out}")
@@ -121,7 +121,7 @@ def _find(args: argparse.Namespace) -> int:
 
 
 def _extract(args: argparse.Namespace) -> int:
-    from ..extract import extract_faces
+    from crowdkit.engine.extract import extract_faces
 
     result = extract_faces(args.gallery, args.out, detector=args.detector, margin=args.margin, stride=args.stride)
     skipped = f", {len(result.skipped)} unreadable file(s) skipped" if result.skipped else ""
@@ -130,7 +130,7 @@ def _extract(args: argparse.Namespace) -> int:
 
 
 def _verify(args: argparse.Namespace) -> int:
-    from ..faces import verify
+    from crowdkit.engine.faces import verify
 
     result = verify(args.a, args.b, model=args.model, detector=args.detector, metric=args.metric,
                     threshold=args.threshold)

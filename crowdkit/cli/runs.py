@@ -7,7 +7,7 @@ from pathlib import Path
 
 import yaml
 
-from ..exceptions import ConfigError
+from crowdkit.common.exceptions import ConfigError
 
 
 def register(subparsers) -> None:
@@ -62,7 +62,7 @@ def _quiet_papermill(args) -> None:
 
 
 def _run(args) -> int:
-    from .. import runs
+    from crowdkit.book import runs
 
     _quiet_papermill(args)
     if args.jobs < 1:
@@ -75,7 +75,7 @@ def _run(args) -> int:
 
 
 def _book_build(args) -> int:
-    from .. import runs
+    from crowdkit.book import runs
 
     _quiet_papermill(args)
     if args.jobs < 1:

@@ -4,7 +4,7 @@ from __future__ import annotations
 import json
 import os
 
-from .. import weights
+from crowdkit.common import weights
 
 
 def register(subparsers) -> None:

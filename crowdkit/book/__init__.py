@@ -1,0 +1,1 @@
+"""The book: run plans, content hashing, papermill execution and the Jupyter Book build."""

@@ -1,0 +1,55 @@
+"""The benchmark's pure parts: its LFW gallery and its report (the timing itself is `crowdkit bench find`)."""
+from __future__ import annotations
+
+import re
+
+import pytest
+
+from crowdkit.engine.bench import FindBenchmark, build_lfw_gallery
+from crowdkit.engine.extract import read_manifest
+from crowdkit.common.io import list_images, read_image
+
+
+def test_lfw_gallery_is_extracted_and_keeps_the_query_photos_out(tmp_path, lfw_dir, isolated_home):
+    bench = build_lfw_gallery(tmp_path, faces=12)
+    files = list_images(bench.folder)
+    assert bench.photos == 12 and len(files) == bench.images >= 10  # one crop per Haar face
+    assert bench.extract_s > 0
+    rows = read_manifest(bench.folder)  # the extraction's manifest lies beside the crops
+    assert sorted(str(bench.folder / r.file) for r in rows) == sorted(str(p) for p in files)
+    assert all(r.detector == "opencv" for r in rows)
+    assert max(read_image(f).shape[0] for f in files) < 250  # face crops, not whole photos
+    assert read_image(bench.query_cold).shape == (150, 150, 3)  # the central 150 px of a 250 px photo
+    stems = {p.stem.rsplit("_", 1)[0] for p in files}
+    assert bench.query_cold.stem not in stems and not {q.stem for q in bench.queries_warm} & stems
+    assert len(bench.queries_warm) == 3
+    assert any(p.parent.name == bench.identity for p in files)
+    assert build_lfw_gallery(tmp_path, faces=12) == bench  # reused, not rewritten
+
+
+def test_report_ends_with_the_summary_line():
+    result = FindBenchmark(
+        images=1000, faces_crowdkit=990, faces_deepface=1000, detector="opencv",
+        deepface_cold_s=250.0, deepface_warm_s=2.0, crowdkit_cold_s=80.0, crowdkit_warm_s=0.15,
+        bare_inference_s=130.0, cores_used=2, max_abs_delta_distance=1e-7, agreement=0.999, threshold=0.07,
+    )
+    last = result.report().splitlines()[-1]
+    assert re.fullmatch(r"speedup_cold=\d+\.\d\d speedup_warm=\d+\.\d\d agreement=\d\.\d{4}", last)
+    assert last == "speedup_cold=3.12 speedup_warm=13.33 agreement=0.9990"
+    assert result.cold_over_limit == 80.0 / 65.0
+
+
+def test_report_prints_the_extraction_and_the_warm_floor():
+    result = FindBenchmark(
+        images=990, faces_crowdkit=990, faces_deepface=990, detector="opencv",
+        deepface_cold_s=136.0, deepface_warm_s=0.28, crowdkit_cold_s=54.0, crowdkit_warm_s=0.12,
+        bare_inference_s=104.0, cores_used=2, max_abs_delta_distance=1e-7, agreement=1.0, threshold=0.07,
+        photos=1000, extract_s=40.0, floor_s=0.1,
+    )
+    report = result.report()
+    assert "990 face crops extracted from 1000 LFW photos" in report
+    assert re.search(r"extraction .* 40\.00 s", report)
+    assert "best possible warm speedup = deepface warm / floor = 2.80x" in report
+    assert result.best_warm_speedup == pytest.approx(2.8)
+    assert "best possible cold speedup on 2 cores = deepface cold / (bare / cores) = 2.62x" in report
+    assert "crowdkit reaches 96% of it" in report
