@@ -33,8 +33,8 @@ _EXPORTS = {
     "generate_scene": "crowdkit.crowd.simulate",
     "read_annotations": "crowdkit.crowd.annotations",
     "evaluate_lfw": "crowdkit.bias.evaluate",
-    "build_book": "crowdkit.book.runs",
-    "load_plan": "crowdkit.book.runs",
+    "build_book": "crowdkit.book.build",
+    "load_plan": "crowdkit.book.plans",
 }
 
 __all__ = ["__version__", *_EXPORTS]

@@ -62,27 +62,27 @@ def _quiet_papermill(args) -> None:
 
 
 def _run(args) -> int:
-    from crowdkit.book import runs
+    from crowdkit.book import plans, scheduler
 
     _quiet_papermill(args)
     if args.jobs < 1:
         raise ConfigError("--jobs must be at least 1")
-    plan = runs.load_plan(args.plan, args.profile, overrides=_overrides(args)).select(args.only)
-    results = runs.run_plan(plan, jobs=args.jobs, executor=args.executor, scheduler=args.scheduler,
+    plan = plans.load_plan(args.plan, args.profile, overrides=_overrides(args)).select(args.only)
+    results = scheduler.run_plan(plan, jobs=args.jobs, executor=args.executor, scheduler=args.scheduler,
                             kernel=args.kernel, force=args.force)
-    print(runs.format_timings(results))
+    print(scheduler.format_timings(results))
     return 0
 
 
 def _book_build(args) -> int:
-    from crowdkit.book import runs
+    from crowdkit.book import build, scheduler
 
     _quiet_papermill(args)
     if args.jobs < 1:
         raise ConfigError("--jobs must be at least 1")
-    result = runs.build_book(args.root, profile=args.profile, jobs=args.jobs, executor=args.executor,
+    result = build.build_book(args.root, profile=args.profile, jobs=args.jobs, executor=args.executor,
                              scheduler=args.scheduler, kernel=args.kernel, force=args.force, html=not args.no_html)
-    print(runs.format_timings(result.runs))
+    print(scheduler.format_timings(result.runs))
     if result.skipped_plans:
         print(f"left out (notebook not written yet): {len(result.skipped_plans)} runs")
     print(f"notebooks: {result.seconds_runs:.1f} s, HTML: {result.seconds_html:.1f} s"

@@ -116,6 +116,11 @@ class Embedder(ABC):
         Default decision threshold per metric (distance ≤ threshold: same person).
     version : str
         Package version and weights identity; part of every cache key.
+    workers : int
+        Processes one :meth:`embed` call spreads its chips over (1: this process).
+    max_in_flight : int
+        Batches :func:`crowdkit.engine.pipeline.detect_and_embed` may hand over at once
+        from separate threads (more than 1 only where :meth:`embed` is thread-safe).
     """
 
     name: str = ""
@@ -124,6 +129,16 @@ class Embedder(ABC):
     default_metric: str = "cosine"
     thresholds: dict[str, float] = {}
     version: str = ""
+    workers: int = 1
+    max_in_flight: int = 1
+
+    @property
+    def cache_id(self) -> str:
+        """``name@version/template``: part of every cache key of this embedder's embeddings."""
+        return f"{self.name}@{self.version}/{self.template}"
+
+    def warm_up(self) -> None:
+        """Get ready for a long run in the background and return at once (nothing to do for most backends)."""
 
     @property
     def chip_size(self) -> int:
@@ -303,7 +318,7 @@ class DlibEmbedder(Embedder):
         self._finalizer: weakref.finalize | None = None
         self._lock = threading.Lock()  # one pool, and one in-process model user, across threads
 
-    #: Batches :func:`crowdkit.engine.faces.detect_and_embed` may hand over at once (``embed`` is thread-safe).
+    #: ``embed`` is thread-safe: two batches may be handed over at once.
     max_in_flight = 2
 
     def warm_up(self) -> None:

@@ -7,7 +7,8 @@ import nbformat
 import pytest
 
 from crowdkit.common import config
-from crowdkit.book import runs
+from crowdkit.book import execute
+from crowdkit.book import plans
 
 NOTEBOOKS = sorted((config.PROJECT_ROOT / "notebooks").rglob("*.ipynb"))
 NOTEBOOKS = [p for p in NOTEBOOKS if ".ipynb_checkpoints" not in p.parts]
@@ -37,17 +38,17 @@ def test_exactly_one_parameters_cell(path):
 @pytest.mark.parametrize("path", NOTEBOOKS, ids=_id)
 def test_runs_on_the_crowdkit_kernel(path):
     nb = nbformat.read(path, as_version=4)
-    assert nb.metadata.get("kernelspec", {}).get("name") == runs.DEFAULT_KERNEL, (
-        f"{_id(path)}: kernelspec must be {runs.DEFAULT_KERNEL!r} (the kernel `make setup` registers)")
+    assert nb.metadata.get("kernelspec", {}).get("name") == execute.DEFAULT_KERNEL, (
+        f"{_id(path)}: kernelspec must be {execute.DEFAULT_KERNEL!r} (the kernel `make setup` registers)")
 
 
 def test_every_plan_loads_for_every_profile():
-    plans = runs.discover_plans()
+    plans = plans.discover_plans()
     assert {p.stem for p in plans} >= {"engine", "crowd", "bias", "appendix"}
     for path in plans:
         for profile in ("quick", "default", "full"):
-            plan = runs.load_plan(path, profile)
+            plan = plans.load_plan(path, profile)
             assert plan.runs, f"{path} has no runs for profile {profile}"
-    crowd = runs.load_plan(config.PROJECT_ROOT / "data" / "plans" / "crowd.yaml")
+    crowd = plans.load_plan(config.PROJECT_ROOT / "data" / "plans" / "crowd.yaml")
     assert len(crowd.runs) == 24
     assert len({(r.parameters["member"], r.parameters["challenge"]) for r in crowd.runs}) == 24

@@ -8,13 +8,15 @@ import nbformat
 import pandas as pd
 import pytest
 
-from crowdkit.book import runs
+from crowdkit.book import build, execute, hashing, plans, scheduler
+from crowdkit.common import run_tables
+from crowdkit.common.io import sha256_file
 from crowdkit.cli import main
 from crowdkit.common.exceptions import ConfigError, RunFailedError
 
 BODY = """\
 import os, pathlib
-from crowdkit.book.runs import save_run_table
+from crowdkit.common.run_tables import save_run_table
 import pandas as pd
 if data_file:
     text = pathlib.Path(data_file).read_text()
@@ -60,7 +62,7 @@ runs:
 @pytest.fixture()
 def project(tmp_path, monkeypatch) -> Path:
     """A project folder with one tiny notebook; crowdkit's own source counts as unchanged."""
-    monkeypatch.setattr(runs, "crowdkit_source_hash", lambda: "fixed-for-test")
+    monkeypatch.setattr(hashing, "crowdkit_source_hash", lambda: "fixed-for-test")
     write_notebook(tmp_path / "notebooks" / "tiny.ipynb")
     return tmp_path
 
@@ -74,13 +76,13 @@ def outputs_text(path: Path) -> str:
 
 def test_plan_merges_defaults_runs_profile_and_command_line(project):
     path = write_plan(project, PLAN)
-    plan = runs.load_plan(path, root=project)
+    plan = plans.load_plan(path, root=project)
     assert [r.name for r in plan.runs] == ["a", "b"]
     assert [r.parameters["x"] for r in plan.runs] == [1, 2]
     assert plan.runs[0].output_path == project / "book" / "runs" / "tiny" / "a.ipynb"
-    quick = runs.load_plan(path, "quick", root=project)
+    quick = plans.load_plan(path, "quick", root=project)
     assert [(r.name, r.parameters["x"]) for r in quick.runs] == [("a", 100)]
-    cli = runs.load_plan(path, root=project, overrides={"x": 7})
+    cli = plans.load_plan(path, root=project, overrides={"x": 7})
     assert {r.parameters["x"] for r in cli.runs} == {7}
     assert [r.name for r in plan.select(["b"]).runs] == ["b"]
 
@@ -99,23 +101,23 @@ def test_plan_merges_defaults_runs_profile_and_command_line(project):
 def test_plan_errors_name_the_key_and_the_file(project, text, named):
     path = write_plan(project, text)
     with pytest.raises(ConfigError) as error:
-        runs.load_plan(path, root=project)
+        plans.load_plan(path, root=project)
     assert named in str(error.value) and str(path) in str(error.value)
 
 
 def test_unknown_profile_lists_known_ones(project):
     path = write_plan(project, PLAN)
     with pytest.raises(ConfigError, match="known: default, quick"):
-        runs.load_plan(path, "fast", root=project)
+        plans.load_plan(path, "fast", root=project)
     plain = write_plan(project, "notebook: n.ipynb\noutput_dir: out\nruns: [{name: a}]\n", name="plain")
-    assert runs.load_plan(plain, "fast", root=project).runs[0].name == "a"  # no profiles: the same in every one
+    assert plans.load_plan(plain, "fast", root=project).runs[0].name == "a"  # no profiles: the same in every one
 
 
 # --------------------------------------------------------------------------- execution
 
 def test_run_writes_notebook_sidecar_and_table_then_skips(project):
-    plan = runs.load_plan(write_plan(project, PLAN), root=project)
-    first = runs.run_plan(plan, progress=False)
+    plan = plans.load_plan(write_plan(project, PLAN), root=project)
+    first = scheduler.run_plan(plan, progress=False)
     assert [r.status for r in first] == ["ran", "ran"]
     a, b = plan.runs
     assert f"x=2 cwd={project}" in outputs_text(b.output_path)  # parameters injected, cwd = project root
@@ -124,26 +126,26 @@ def test_run_writes_notebook_sidecar_and_table_then_skips(project):
     assert sidecar["parameters"]["run_dir"] == "book/runs/tiny/b"  # relative to the kernel's cwd, the root
     assert sidecar["content_hash"] == first[1].content_hash and sidecar["seconds"] > 0
     assert "papermill" in sidecar["packages"] and sidecar["crowdkit_version"]
-    assert not list((plan.output_dir / runs.STAGING).iterdir())  # nothing half-written left behind
-    table = runs.collect_run_tables(plan.output_dir, "numbers")
+    assert not list((plan.output_dir / plans.STAGING).iterdir())  # nothing half-written left behind
+    table = run_tables.collect_run_tables(plan.output_dir, "numbers")
     assert table.to_dict("list") == {"run": ["a", "a", "b", "b"], "x": [1, 2, 2, 3]}
-    assert runs.collect_run_tables(plan.output_dir, "env").to_dict("list") == {"run": ["a", "b"], "x": [1, 2]}
+    assert run_tables.collect_run_tables(plan.output_dir, "env").to_dict("list") == {"run": ["a", "b"], "x": [1, 2]}
 
-    again = runs.run_plan(plan, progress=False)
+    again = scheduler.run_plan(plan, progress=False)
     assert [r.status for r in again] == ["skipped", "skipped"]
     assert json.loads(b.sidecar_path.read_text())["started"] == sidecar["started"]
 
-    changed = runs.load_plan(plan.path, root=project, overrides={"x": 5})
-    assert [r.status for r in runs.run_plan(changed, progress=False)] == ["ran", "ran"]
+    changed = plans.load_plan(plan.path, root=project, overrides={"x": 5})
+    assert [r.status for r in scheduler.run_plan(changed, progress=False)] == ["ran", "ran"]
     assert "x=5" in outputs_text(a.output_path)
 
-    titled = runs.load_plan(write_plan(project, PLAN.replace("parameters: {x: 1}\n", "parameters: {x: 1}\ntitle: 'Run {name}, x = {x}'\n")),
+    titled = plans.load_plan(write_plan(project, PLAN.replace("parameters: {x: 1}\n", "parameters: {x: 1}\ntitle: 'Run {name}, x = {x}'\n")),
                             root=project)
     assert [r.title for r in titled.runs] == ["Run a, x = 1", "Run b, x = 2"]
-    runs.run_plan(titled, progress=False)  # the title is part of the hash: both run again, renamed
+    scheduler.run_plan(titled, progress=False)  # the title is part of the hash: both run again, renamed
     assert nbformat.read(b.output_path, as_version=4).cells[0].source == "# Run b, x = 2"
     with pytest.raises(ConfigError, match="'y'"):
-        runs.load_plan(write_plan(project, PLAN.replace("parameters: {x: 1}\n", "parameters: {x: 1}\ntitle: '{y}'\n")),
+        plans.load_plan(write_plan(project, PLAN.replace("parameters: {x: 1}\n", "parameters: {x: 1}\ntitle: '{y}'\n")),
                        root=project)
 
 
@@ -151,28 +153,28 @@ def test_changed_notebook_or_input_file_reruns(project):
     data = project / "inputs" / "numbers.txt"
     data.parent.mkdir()
     data.write_text("1 2 3")
-    plan = runs.load_plan(write_plan(project, PLAN), root=project, overrides={"data_file": "inputs/numbers.txt"})
+    plan = plans.load_plan(write_plan(project, PLAN), root=project, overrides={"data_file": "inputs/numbers.txt"})
     spec = plan.runs[0]
-    assert runs.execute_run(spec).status == "ran"
+    assert execute.execute_run(spec).status == "ran"
     assert json.loads(spec.sidecar_path.read_text())["data_checksums"] == {
-        "inputs/numbers.txt": runs.sha256_file(data)}
-    assert runs.execute_run(spec).status == "skipped"
+        "inputs/numbers.txt": sha256_file(data)}
+    assert execute.execute_run(spec).status == "skipped"
     data.write_text("1 2 3 4")
-    assert runs.execute_run(spec).status == "ran"
+    assert execute.execute_run(spec).status == "ran"
     write_notebook(spec.notebook, BODY + "print('edited')\n")
-    assert runs.execute_run(spec).status == "ran"
-    assert runs.execute_run(spec).status == "skipped"
+    assert execute.execute_run(spec).status == "ran"
+    assert execute.execute_run(spec).status == "skipped"
     spec.output_path.unlink()  # a deleted output is re-made even though the sidecar matches
-    assert runs.execute_run(spec).status == "ran"
+    assert execute.execute_run(spec).status == "ran"
 
 
 def test_failed_notebook_names_cell_and_error_and_keeps_partial_aside(project):
-    plan = runs.load_plan(write_plan(project, PLAN), root=project)
+    plan = plans.load_plan(write_plan(project, PLAN), root=project)
     spec = plan.runs[0]
-    assert runs.execute_run(spec).status == "ran"  # an older finished page exists ...
-    failing = runs.load_plan(plan.path, root=project, overrides={"fail": True}).runs[0]
+    assert execute.execute_run(spec).status == "ran"  # an older finished page exists ...
+    failing = plans.load_plan(plan.path, root=project, overrides={"fail": True}).runs[0]
     with pytest.raises(RunFailedError) as error:
-        runs.execute_run(failing)
+        execute.execute_run(failing)
     message = str(error.value)
     assert "notebooks/tiny.ipynb" in message and "tiny/a" in message
     assert "cell 3" in message  # markdown, parameters, injected parameters, body: the body is index 3
@@ -180,17 +182,17 @@ def test_failed_notebook_names_cell_and_error_and_keeps_partial_aside(project):
     assert not spec.output_path.exists()  # ... and is gone: never shown as a finished chapter
     assert spec.failed_path.is_file() and "asked to fail" in spec.failed_path.read_text()
     assert json.loads(spec.sidecar_path.read_text())["status"] == "failed"
-    assert runs.collect_run_tables(plan.output_dir, "numbers").empty
-    assert runs.execute_run(spec).status == "ran"  # fixed: runs again although the hash matches the old one
+    assert run_tables.collect_run_tables(plan.output_dir, "numbers").empty
+    assert execute.execute_run(spec).status == "ran"  # fixed: runs again although the hash matches the old one
     assert not spec.failed_path.exists()
 
 
 def test_failure_stops_the_build_and_cli_exits_nonzero(project, capsys):
     write_notebook(project / "notebooks" / "broken.ipynb", "raise ValueError('bad cell')")
     path = write_plan(project, PLAN.replace("  - name: b\n", "  - name: b\n    notebook: notebooks/broken.ipynb\n"))
-    plan = runs.load_plan(path, root=project)
+    plan = plans.load_plan(path, root=project)
     with pytest.raises(RunFailedError, match="broken.ipynb.*ValueError: bad cell"):
-        runs.run_plan(plan, progress=False)
+        scheduler.run_plan(plan, progress=False)
     # the CLI finds the project from the plan's place (<root>/data/plans/) and prints one line, no traceback
     code = main(["run", str(path), "--only", "b"])
     assert code == 2
@@ -202,8 +204,8 @@ def test_parallel_jobs_run_four_notebooks(tmp_path):
     write_notebook(tmp_path / "notebooks" / "tiny.ipynb")
     names = "".join(f"  - name: r{i}\n    parameters: {{x: {i}}}\n" for i in range(4))
     path = write_plan(tmp_path, "notebook: notebooks/tiny.ipynb\noutput_dir: book/runs/par\nruns:\n" + names)
-    plan = runs.load_plan(path, root=tmp_path)
-    results = runs.run_plan(plan, jobs=2, progress=False, stagger=0.2)
+    plan = plans.load_plan(path, root=tmp_path)
+    results = scheduler.run_plan(plan, jobs=2, progress=False, stagger=0.2)
     assert [r.status for r in results] == ["ran"] * 4
     for i, spec in enumerate(plan.runs):
         assert f"x={i}" in outputs_text(spec.output_path)
@@ -213,28 +215,28 @@ def test_parallel_jobs_run_four_notebooks(tmp_path):
 def test_dask_local_cluster_executor(project):
     from distributed import Client, LocalCluster
 
-    plan = runs.load_plan(write_plan(project, PLAN), root=project)
+    plan = plans.load_plan(write_plan(project, PLAN), root=project)
     with LocalCluster(n_workers=1, threads_per_worker=2, processes=False, dashboard_address=None) as cluster, \
             Client(cluster) as client:
-        results = runs.run_plan(plan, executor="dask", scheduler=client, progress=False, stagger=0.2)
+        results = scheduler.run_plan(plan, executor="dask", scheduler=client, progress=False, stagger=0.2)
     assert [r.status for r in results] == ["ran", "ran"]
     assert "x=2" in outputs_text(plan.runs[1].output_path)
 
 
 def test_dependencies_run_first_and_their_changes_propagate(project):
     text = PLAN.replace("    parameters: {x: 2}\n", "    parameters: {x: 2}\n    depends_on: [a]\n")
-    plan = runs.load_plan(write_plan(project, text), root=project)
-    first = runs.run_plan(plan, progress=False)
+    plan = plans.load_plan(write_plan(project, text), root=project)
+    first = scheduler.run_plan(plan, progress=False)
     assert [r.status for r in first] == ["ran", "ran"]
-    a_changed = runs.load_plan(plan.path, root=project, overrides={"x": 9}).runs[0]
-    runs.execute_run(a_changed)  # a's hash changes ...
-    again = runs.run_plan(runs.load_plan(plan.path, root=project, overrides={"x": 9}), progress=False)
+    a_changed = plans.load_plan(plan.path, root=project, overrides={"x": 9}).runs[0]
+    execute.execute_run(a_changed)  # a's hash changes ...
+    again = scheduler.run_plan(plans.load_plan(plan.path, root=project, overrides={"x": 9}), progress=False)
     assert [r.status for r in again] == ["skipped", "ran"]  # ... so b, which depends on it, re-runs
 
 
 def test_save_run_table_rejects_bad_names(tmp_path):
     with pytest.raises(ConfigError):
-        runs.save_run_table("../escape", pd.DataFrame({"a": [1]}), run_dir=tmp_path)
+        run_tables.save_run_table("../escape", pd.DataFrame({"a": [1]}), run_dir=tmp_path)
 
 
 def test_book_runs_every_plan_leaves_out_missing_notebooks_and_puts_aside_unselected_runs(project, caplog):
@@ -246,42 +248,42 @@ def test_book_runs_every_plan_leaves_out_missing_notebooks_and_puts_aside_unsele
     zz = PLAN.replace("runs: [a]", "runs: []").replace("quick: {parameters: {x: 100}, ", "quick: {")
     write_plan(project, zz, name="zz")  # no quick selection: all runs in every profile
     with pytest.raises(ConfigError, match="would both write"):
-        runs.book_specs(project, "default")
+        build.book_specs(project, "default")
     write_plan(project, zz.replace("book/runs/tiny", "book/runs/zz"), name="zz")
-    specs, left_out = runs.book_specs(project, "default")
+    specs, left_out = build.book_specs(project, "default")
     assert left_out == ["later/one"] and "notebooks/not_yet.ipynb does not exist yet" in caplog.text
     assert specs[-1].key == "summary/all"
     assert set(specs[-1].depends_on) == {"tiny/a", "tiny/b", "zz/a", "zz/b"}
 
-    first = runs.build_book(project, html=False, progress=False)
+    first = build.build_book(project, html=False, progress=False)
     assert sorted(r.status for r in first.runs) == ["ran"] * 5
-    quick = runs.build_book(project, profile="quick", html=False, progress=False)
+    quick = build.build_book(project, profile="quick", html=False, progress=False)
     assert {r.key: r.status for r in quick.runs}["tiny/a"] == "ran"  # x=100 in quick
     tiny = project / "book" / "runs" / "tiny"
     assert not (tiny / "b.ipynb").exists()  # not part of the quick book: put aside, not deleted
     assert (project / "book" / "runs" / ".unused" / "book__runs__tiny" / "b.ipynb").is_file()
-    again = runs.build_book(project, html=False, progress=False)
+    again = build.build_book(project, html=False, progress=False)
     statuses = {r.key: r.status for r in again.runs}
     assert statuses["tiny/b"] == "skipped" and (tiny / "b.ipynb").is_file()  # back, and still up to date
     assert statuses["tiny/a"] == "ran" and statuses["zz/a"] == "skipped" and statuses["summary/all"] == "ran"
-    unchanged = runs.build_book(project, html=False, progress=False)
+    unchanged = build.build_book(project, html=False, progress=False)
     assert {r.status for r in unchanged.runs} == {"skipped"}  # the summary too: nothing it reads changed
-    assert runs.run_plan(runs.load_plan(project / "data" / "plans" / "summary.yaml"), progress=False)[0].status == "ran"
+    assert scheduler.run_plan(plans.load_plan(project / "data" / "plans" / "summary.yaml"), progress=False)[0].status == "ran"
 
 
 def test_missing_kernel_is_named_with_the_fix(project):
-    spec = runs.load_plan(write_plan(project, PLAN), root=project).runs[0]
+    spec = plans.load_plan(write_plan(project, PLAN), root=project).runs[0]
     with pytest.raises(RunFailedError, match="no_such_kernel_here.*ipykernel install"):
-        runs.execute_run(spec, kernel="no_such_kernel_here")
+        execute.execute_run(spec, kernel="no_such_kernel_here")
     assert not spec.output_path.exists()
 
 
 def test_a_chain_of_dependent_runs_starts_first(project):
     text = PLAN.replace("  - name: b\n", "  - name: c\n  - name: d\n    depends_on: [c]\n  - name: b\n")
     text = text.replace("    parameters: {x: 2}\n", "    parameters: {x: 2}\n    depends_on: [d]\n")
-    plan = runs.load_plan(write_plan(project, text), root=project)
-    assert runs._chain_lengths(plan.runs) == {"tiny/a": 1, "tiny/c": 3, "tiny/d": 2, "tiny/b": 1}
-    results = runs.run_plan(plan, progress=False)  # one job: the chain c → d first
+    plan = plans.load_plan(write_plan(project, text), root=project)
+    assert scheduler.chain_lengths(plan.runs) == {"tiny/a": 1, "tiny/c": 3, "tiny/d": 2, "tiny/b": 1}
+    results = scheduler.run_plan(plan, progress=False)  # one job: the chain c → d first
     finished = sorted(results, key=lambda r: r.output_path.stat().st_mtime_ns)
     assert [r.key for r in finished] == ["tiny/c", "tiny/d", "tiny/a", "tiny/b"]  # ties: plan order
 
@@ -289,9 +291,9 @@ def test_a_chain_of_dependent_runs_starts_first(project):
 def test_run_dir_goes_only_to_notebooks_that_declare_it(project, caplog):
     write_notebook(project / "notebooks" / "tiny.ipynb", BODY.replace("run_dir=run_dir", "run_dir=None"),
                    declared="x = 1\nfail = False\ndata_file = ''")
-    plan = runs.load_plan(write_plan(project, PLAN), root=project).select(["a"])
+    plan = plans.load_plan(write_plan(project, PLAN), root=project).select(["a"])
     with caplog.at_level("WARNING"):
-        runs.run_plan(plan, progress=False)
+        scheduler.run_plan(plan, progress=False)
     assert "unknown parameter" not in caplog.text
     assert "run_dir" not in json.loads(plan.runs[0].sidecar_path.read_text())["parameters"]
-    assert runs.collect_run_tables(plan.output_dir, "env").to_dict("list") == {"run": ["a"], "x": [1]}
+    assert run_tables.collect_run_tables(plan.output_dir, "env").to_dict("list") == {"run": ["a"], "x": [1]}
