@@ -234,11 +234,6 @@ def test_dependencies_run_first_and_their_changes_propagate(project):
     assert [r.status for r in again] == ["skipped", "ran"]  # ... so b, which depends on it, re-runs
 
 
-def test_save_run_table_rejects_bad_names(tmp_path):
-    with pytest.raises(ConfigError):
-        run_tables.save_run_table("../escape", pd.DataFrame({"a": [1]}), run_dir=tmp_path)
-
-
 def test_book_runs_every_plan_leaves_out_missing_notebooks_and_puts_aside_unselected_runs(project, caplog):
     write_plan(project, PLAN, name="tiny")
     write_plan(project, "notebook: notebooks/not_yet.ipynb\noutput_dir: book/runs/later\nruns:\n  - name: one\n",
