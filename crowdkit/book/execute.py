@@ -1,30 +1,33 @@
 """Execute one run with papermill in an isolated kernel; keep the executed notebook only when it finished."""
 from __future__ import annotations
 
+import concurrent.futures as cf
 import contextvars
 import datetime as dt
-import functools
 import logging
 import os
 import shutil
 import socket
-import tempfile
 import time
 import uuid
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Mapping
+from typing import Any, Iterable, Mapping
 
 from crowdkit import __version__
 from crowdkit.book.hashing import content_hash, read_sidecar
 from crowdkit.book.plans import RUN_DIR_PARAMETER, STAGING, RunSpec, relative_path
-from crowdkit.common.exceptions import RunFailedError
+from crowdkit.book.kernels import run_kernel_manager_class, stop_running_kernels
+from crowdkit.common.exceptions import RunFailedError, RunInterruptedError
 from crowdkit.common.io import write_json_atomic
 
 log = logging.getLogger(__name__)
 
 #: Jupyter kernel every run uses (registered by ``make setup``).
 DEFAULT_KERNEL = "crowdkit"
+#: Seconds an interrupted run waits for papermill to return once its kernel is stopped.
+STOP_TIMEOUT = 10.0
+
 
 @dataclass(frozen=True)
 class RunResult:
@@ -34,51 +37,6 @@ class RunResult:
     seconds: float  # for a skipped run: the time it took when it last ran
     output_path: Path
     content_hash: str
-
-
-@functools.lru_cache(maxsize=1)
-def _kernel_manager_class():
-    """An AsyncKernelManager that talks to its kernel over Unix sockets in a private folder.
-
-    The known parallel-papermill race (jupyter_client picks free TCP ports,
-    releases them, the kernel binds them later; two kernels starting together
-    pick the same port: ``ZMQError: Address already in use``, papermill#511)
-    cannot happen without TCP ports, and a private folder per kernel keeps the
-    connection and socket files of concurrent kernels apart.
-    """
-    from jupyter_client import AsyncKernelManager
-    from traitlets import default
-
-    class IsolatedKernelManager(AsyncKernelManager):
-        @default("transport")
-        def _default_transport(self) -> str:
-            return "ipc"
-
-        @default("connection_file")
-        def _default_connection_file(self) -> str:
-            folder = tempfile.mkdtemp(prefix="ck-kernel-")
-            return os.path.join(folder, "kernel.json")
-
-        #: Extra environment for the kernel (a subclass per run sets CROWDKIT_RUN_DIR).
-        crowdkit_env: dict[str, str] = {}
-
-        async def _async_launch_kernel(self, kernel_cmd, **kw) -> None:
-            kw["env"] = {**(kw.get("env") or os.environ), **self.crowdkit_env}
-            await super()._async_launch_kernel(kernel_cmd, **kw)
-
-        async def _async_cleanup_resources(self, restart: bool = False) -> None:
-            folder = os.path.dirname(self.connection_file)
-            await super()._async_cleanup_resources(restart=restart)
-            if not restart and os.path.basename(folder).startswith("ck-kernel-"):
-                shutil.rmtree(folder, ignore_errors=True)
-
-    return IsolatedKernelManager
-
-
-def _run_kernel_manager_class(run_dir: Path):
-    """The isolated kernel manager, with ``CROWDKIT_RUN_DIR`` set in the kernel's environment."""
-    base = _kernel_manager_class()
-    return type("RunKernelManager", (base,), {"crowdkit_env": {"CROWDKIT_RUN_DIR": str(run_dir)}})
 
 
 def _now() -> str:
@@ -96,7 +54,9 @@ def execute_run(spec: RunSpec, *, dependency_hashes: Mapping[str, str] | None = 
     the partial notebook is kept as ``<run>.failed.ipynb``, an older finished
     notebook of the same run is removed (it no longer matches its inputs),
     the sidecar records the error, and :class:`RunFailedError` names the
-    notebook, the cell and the error.
+    notebook, the cell and the error. On Ctrl-C (or SIGTERM in a worker) the
+    kernel is stopped, the partial notebook removed, the sidecar records the
+    interruption, and :class:`RunInterruptedError` is raised.
     """
     digest, parts = content_hash(spec, dependency_hashes)
     sidecar = read_sidecar(spec)
@@ -105,15 +65,72 @@ def execute_run(spec: RunSpec, *, dependency_hashes: Mapping[str, str] | None = 
             and sidecar.get("content_hash") == digest and spec.output_path.is_file()):
         return RunResult(spec.key, relative_path(spec.notebook, spec.root), "skipped",
                          float(sidecar.get("seconds", 0.0)), spec.output_path, digest)
+    partial, parameters = _prepare(spec)
+    record = _start_record(spec, parameters, digest, parts, kernel)
+    started = time.perf_counter()
+    try:
+        error_message = _papermill(spec, partial, parameters, kernel, log_output, record["notebook"])
+    except KeyboardInterrupt:
+        record.update(finished=_now(), seconds=round(time.perf_counter() - started, 3), status="interrupted")
+        partial.unlink(missing_ok=True)
+        write_json_atomic(spec.sidecar_path, record)
+        raise RunInterruptedError(f"{spec.key} was interrupted; its kernel was stopped and its partial output "
+                                  "removed") from None
+    seconds = time.perf_counter() - started
+    record.update(finished=_now(), seconds=round(seconds, 3))
+    if error_message:
+        _keep_failed(spec, partial, record, error_message)
+    if spec.title:
+        _set_title(partial, spec.title)
+    os.replace(partial, spec.output_path)
+    spec.failed_path.unlink(missing_ok=True)
+    record.update(status="ok")
+    write_json_atomic(spec.sidecar_path, record)
+    return RunResult(spec.key, record["notebook"], "ran", seconds, spec.output_path, digest)
 
+
+def staging_name(run: str, pid: int | None = None) -> str:
+    """``<run>.<pid>-<random>.ipynb``: the pid says whether the process writing it is still alive."""
+    return f"{run}.{pid or os.getpid()}-{uuid.uuid4().hex[:8]}.ipynb"
+
+
+def remove_stale_staging(output_dirs: Iterable[Path]) -> list[Path]:
+    """Delete partial notebooks in ``<output_dir>/.staging/`` left by processes that no longer run.
+
+    A run interrupted hard (killed, machine lost) leaves its partial notebook
+    behind; a later build removes it. Files of a live process are left alone,
+    so two builds at once do not disturb each other.
+    """
+    removed = []
+    for folder in {Path(d) / STAGING for d in output_dirs}:
+        for path in sorted(folder.glob("*.ipynb")) if folder.is_dir() else ():
+            pid_text = path.name.rsplit(".", 2)[-2].split("-", 1)[0] if path.name.count(".") >= 2 else ""
+            if pid_text.isdigit() and _process_alive(int(pid_text)):
+                continue
+            path.unlink(missing_ok=True)
+            removed.append(path)
+    for path in removed:
+        log.info("removed %s, left by an interrupted run", path)
+    return removed
+
+
+def _process_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # another user's process: alive
+        return True
+    return True
+
+
+def _prepare(spec: RunSpec) -> tuple[Path, dict[str, Any]]:
+    """A fresh run folder, the staging path, and the parameters papermill injects."""
     import papermill as pm
-    from papermill.exceptions import PapermillExecutionError
-
-    from crowdkit.common.provenance import package_versions
 
     staging = spec.output_dir / STAGING
     staging.mkdir(parents=True, exist_ok=True)
-    partial = staging / f"{spec.name}.{uuid.uuid4().hex[:8]}.ipynb"
+    partial = staging / staging_name(spec.name)
     if spec.run_dir.exists():
         shutil.rmtree(spec.run_dir)
     spec.run_dir.mkdir(parents=True)
@@ -122,7 +139,14 @@ def execute_run(spec: RunSpec, *, dependency_hashes: Mapping[str, str] | None = 
     parameters = dict(spec.parameters)
     if RUN_DIR_PARAMETER in pm.inspect_notebook(str(spec.notebook)):
         parameters[RUN_DIR_PARAMETER] = relative_path(spec.run_dir, spec.root)
-    record: dict[str, Any] = {
+    return partial, parameters
+
+
+def _start_record(spec: RunSpec, parameters: dict[str, Any], digest: str, parts: dict[str, Any],
+                  kernel: str) -> dict[str, Any]:
+    from crowdkit.common.provenance import package_versions
+
+    return {
         "plan": spec.plan, "run": spec.name, "profile": spec.profile,
         "notebook": relative_path(spec.notebook, spec.root), "output": relative_path(spec.output_path, spec.root),
         "parameters": parameters, "content_hash": digest, "hash_inputs": parts,
@@ -130,37 +154,54 @@ def execute_run(spec: RunSpec, *, dependency_hashes: Mapping[str, str] | None = 
         "data_checksums": parts["inputs"], "kernel": kernel, "host": socket.gethostname(),
         "started": _now(),
     }
-    started = time.perf_counter()
-    error_message = ""
-    try:
-        pm.execute_notebook(str(spec.notebook), str(partial), parameters=parameters, kernel_name=kernel,
-                            cwd=str(spec.root), progress_bar=False, log_output=log_output,
-                            kernel_manager_class=_run_kernel_manager_class(spec.run_dir))
-    except PapermillExecutionError as error:
-        error_message = (f"{record['notebook']} ({spec.key}) failed in cell {error.cell_index} "
-                         f"(execution count {error.exec_count}): {error.ename}: {error.evalue}")
-    except Exception as error:  # kernel missing or dead, unreadable notebook: same handling, named
-        error_message = f"{record['notebook']} ({spec.key}) could not be executed: {type(error).__name__}: {error}"
-        if type(error).__name__ == "NoSuchKernel":
-            error_message += (f" (register the kernel: `make setup`, or `python -m ipykernel install --sys-prefix "
-                              f"--name {kernel}` with the project's Python)")
-    seconds = time.perf_counter() - started
-    record.update(finished=_now(), seconds=round(seconds, 3))
-    if error_message:
-        if partial.is_file():
-            os.replace(partial, spec.failed_path)
-        spec.output_path.unlink(missing_ok=True)
-        kept = relative_path(spec.failed_path, spec.root) if spec.failed_path.is_file() else "none"
-        record.update(status="failed", error=error_message, failed_output=kept)
-        write_json_atomic(spec.sidecar_path, record)
-        raise RunFailedError(f"{error_message}. Partial output kept at {kept} for inspection.")
-    if spec.title:
-        _set_title(partial, spec.title)
-    os.replace(partial, spec.output_path)
-    spec.failed_path.unlink(missing_ok=True)
-    record.update(status="ok")
+
+
+def _papermill(spec: RunSpec, partial: Path, parameters: dict[str, Any], kernel: str, log_output: bool,
+               notebook: str) -> str:
+    """Execute the notebook in a helper thread; returns "" or the error message. Ctrl-C stops its kernel.
+
+    papermill runs in a thread so that its client installs no signal handlers
+    of its own: an interrupt reaches this (main) thread as KeyboardInterrupt,
+    which stops the kernel, waits for papermill to return, and re-raises.
+    """
+    import papermill as pm
+    from papermill.exceptions import PapermillExecutionError
+
+    def run() -> str:
+        try:
+            pm.execute_notebook(str(spec.notebook), str(partial), parameters=parameters, kernel_name=kernel,
+                                cwd=str(spec.root), progress_bar=False, log_output=log_output,
+                                kernel_manager_class=run_kernel_manager_class(spec.run_dir))
+        except PapermillExecutionError as error:
+            return (f"{notebook} ({spec.key}) failed in cell {error.cell_index} "
+                    f"(execution count {error.exec_count}): {error.ename}: {error.evalue}")
+        except Exception as error:  # kernel missing or dead, unreadable notebook: same handling, named
+            message = f"{notebook} ({spec.key}) could not be executed: {type(error).__name__}: {error}"
+            if type(error).__name__ == "NoSuchKernel":
+                message += (f" (register the kernel: `make setup`, or `python -m ipykernel install --sys-prefix "
+                            f"--name {kernel}` with the project's Python)")
+            return message
+        return ""
+
+    with cf.ThreadPoolExecutor(max_workers=1, thread_name_prefix="crowdkit-run") as thread:
+        future = thread.submit(contextvars.Context().run, run)
+        try:
+            return future.result()
+        except KeyboardInterrupt:
+            stop_running_kernels()
+            cf.wait([future], timeout=STOP_TIMEOUT)
+            raise
+
+
+def _keep_failed(spec: RunSpec, partial: Path, record: dict[str, Any], error_message: str) -> None:
+    """Keep the partial notebook as ``<run>.failed.ipynb``, record the error, raise RunFailedError."""
+    if partial.is_file():
+        os.replace(partial, spec.failed_path)
+    spec.output_path.unlink(missing_ok=True)
+    kept = relative_path(spec.failed_path, spec.root) if spec.failed_path.is_file() else "none"
+    record.update(status="failed", error=error_message, failed_output=kept)
     write_json_atomic(spec.sidecar_path, record)
-    return RunResult(spec.key, record["notebook"], "ran", seconds, spec.output_path, digest)
+    raise RunFailedError(f"{error_message}. Partial output kept at {kept} for inspection.")
 
 
 def _set_title(path: Path, title: str) -> None:

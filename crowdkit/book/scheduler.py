@@ -3,16 +3,28 @@ from __future__ import annotations
 
 import concurrent.futures as cf
 import logging
+import signal
 from dataclasses import dataclass, field
 from typing import Any, Iterable, Sequence
 
 from tqdm.auto import tqdm
 
-from crowdkit.book.execute import DEFAULT_KERNEL, RunResult, execute_job
+from crowdkit.book.execute import DEFAULT_KERNEL, RunResult, execute_job, remove_stale_staging
+from crowdkit.book.kernels import stop_running_kernels
 from crowdkit.book.plans import Plan, RunSpec
-from crowdkit.common.exceptions import ConfigError, CrowdkitError, RunFailedError
+from crowdkit.common.exceptions import ConfigError, CrowdkitError, RunFailedError, RunInterruptedError
 
 log = logging.getLogger(__name__)
+
+
+def _worker_init() -> None:
+    """Pool workers turn SIGTERM into KeyboardInterrupt, so an interrupted build stops their kernels cleanly."""
+    signal.signal(signal.SIGTERM, _raise_keyboard_interrupt)
+    signal.signal(signal.SIGINT, signal.SIG_IGN)  # the terminal's Ctrl-C: the parent decides and sends SIGTERM
+
+
+def _raise_keyboard_interrupt(signum, frame) -> None:
+    raise KeyboardInterrupt
 
 @dataclass
 class _Executor:
@@ -39,10 +51,25 @@ class _Executor:
                 import multiprocessing
 
                 self._pool = cf.ProcessPoolExecutor(max_workers=self.jobs,
-                                                    mp_context=multiprocessing.get_context("spawn"))
+                                                    mp_context=multiprocessing.get_context("spawn"),
+                                                    initializer=_worker_init)
         else:
             raise ConfigError(f"unknown executor {self.kind!r} (known: local, dask)")
         return self
+
+    @property
+    def parallel(self) -> bool:
+        """True when jobs run outside this process (a pool or a cluster)."""
+        return self._pool is not None
+
+    def stop(self) -> None:
+        """Stop running jobs now: in-process kernels are killed; pool workers get SIGTERM and stop theirs."""
+        stop_running_kernels()
+        if isinstance(self._pool, cf.ProcessPoolExecutor):
+            import multiprocessing
+
+            for worker in multiprocessing.active_children():
+                worker.terminate()
 
     @property
     def capacity(self) -> int:
@@ -56,7 +83,7 @@ class _Executor:
         future: cf.Future = cf.Future()
         try:
             future.set_result(execute_job(*args))
-        except BaseException as error:  # noqa: BLE001 - handed to the caller through the future
+        except Exception as error:  # handed to the caller through the future; Ctrl-C propagates as it is
             future.set_exception(error)
         return future
 
@@ -101,62 +128,113 @@ def run_specs(specs: Sequence[RunSpec], *, jobs: int = 1, executor: str = "local
     ``distributed.Client``). Parallel kernel starts are staggered by
     ``stagger`` seconds. The first failure stops the build: runs not yet
     started are cancelled, running ones finish, and its
-    :class:`RunFailedError` is raised.
+    :class:`RunFailedError` is raised. Ctrl-C stops the running notebooks'
+    kernels within seconds and raises :class:`RunInterruptedError`, which says
+    what was kept; partial notebooks left by an earlier hard stop are removed first.
     """
     specs = list(specs)
-    by_key = {s.key: s for s in specs}
-    if len(by_key) != len(specs):
+    _check_dependencies(specs)
+    remove_stale_staging(s.output_dir for s in specs)
+    build = _Build(specs, kernel=kernel, force=force, stagger=stagger)
+    bar = tqdm(total=len(specs), desc="notebooks", unit="nb", disable=not progress)
+    try:
+        with _Executor(executor, jobs, scheduler) as pool:
+            try:
+                build.run(pool, bar)
+            except KeyboardInterrupt:
+                build.interrupt(pool)
+    finally:
+        bar.close()
+    return build.outcome()
+
+
+def _check_dependencies(specs: Sequence[RunSpec]) -> None:
+    keys = {s.key for s in specs}
+    if len(keys) != len(specs):
         raise ConfigError("two runs share a plan/run name")
     for spec in specs:
-        missing = [d for d in spec.depends_on if d not in by_key]
+        missing = [d for d in spec.depends_on if d not in keys]
         if missing:
             raise ConfigError(f"{spec.key} depends on {missing[0]}, which is not among the selected runs")
-    chain = chain_lengths(specs)
-    pending = dict(by_key)
-    hashes: dict[str, str] = {}
-    results: dict[str, RunResult] = {}
-    running: dict[cf.Future, str] = {}
-    failure: BaseException | None = None
-    bar = tqdm(total=len(specs), desc="notebooks", unit="nb", disable=not progress)
-    with _Executor(executor, jobs, scheduler) as pool:
-        started = 0
-        while (pending or running) and failure is None:
-            ready = sorted((k for k, s in pending.items() if all(d in hashes for d in s.depends_on)),
-                           key=lambda k: -chain[k])
-            for key in ready[: max(0, pool.capacity - len(running))]:
-                spec = pending.pop(key)
-                deps = {d: hashes[d] for d in spec.depends_on}
-                delay = stagger * started if (pool._pool is not None and started < pool.capacity) else 0.0
-                started += 1
-                bar.set_postfix_str(f"{key} ({len(pending) + len(running)} left)", refresh=True)
-                future = pool.submit(spec, deps, kernel, force, delay)
-                running[future] = key
-            if not running:
-                if pending:
-                    raise ConfigError(f"dependency cycle among {sorted(pending)}")
+
+
+class _Build:
+    """The state of one :func:`run_specs` call: what waits, what runs, what finished, what failed."""
+
+    def __init__(self, specs: Sequence[RunSpec], *, kernel: str, force: bool, stagger: float) -> None:
+        self.specs = list(specs)
+        self.chain = chain_lengths(self.specs)
+        self.pending = {s.key: s for s in self.specs}
+        self.hashes: dict[str, str] = {}
+        self.results: dict[str, RunResult] = {}
+        self.running: dict[cf.Future, str] = {}
+        self.failure: BaseException | None = None
+        self.interrupted: list[str] = []
+        self.kernel, self.force, self.stagger = kernel, force, stagger
+        self.started = 0
+
+    def run(self, pool: "_Executor", bar) -> None:
+        while (self.pending or self.running) and self.failure is None:
+            self._start_ready(pool, bar)
+            if not self.running:
+                if self.pending:
+                    raise ConfigError(f"dependency cycle among {sorted(self.pending)}")
                 break
-            done, _ = cf.wait(list(running), return_when=cf.FIRST_COMPLETED)
+            done, _ = cf.wait(list(self.running), return_when=cf.FIRST_COMPLETED)
             for future in done:
-                key = running.pop(future)
-                try:
-                    result = future.result()
-                except BaseException as error:  # noqa: BLE001 - re-raised after the pool is shut down
-                    failure = failure or error
-                    continue
-                results[key] = result
-                hashes[key] = result.content_hash
-                bar.update(1)
-                left = len(pending) + len(running)
-                bar.set_postfix_str(f"{key} {result.status} in {result.seconds:.1f} s ({left} left)", refresh=True)
-        if failure is not None:
-            for future in running:
-                future.cancel()
-    bar.close()
-    if failure is not None:
-        if isinstance(failure, CrowdkitError):
-            raise failure
-        raise RunFailedError(f"a run could not be executed: {type(failure).__name__}: {failure}") from failure
-    return [results[s.key] for s in specs if s.key in results]
+                self._collect(future, bar)
+        for future in self.running:
+            future.cancel()
+
+    def _start_ready(self, pool: "_Executor", bar) -> None:
+        ready = sorted((k for k, s in self.pending.items() if all(d in self.hashes for d in s.depends_on)),
+                       key=lambda k: -self.chain[k])
+        for key in ready[: max(0, pool.capacity - len(self.running))]:
+            spec = self.pending.pop(key)
+            deps = {d: self.hashes[d] for d in spec.depends_on}
+            delay = self.stagger * self.started if (pool.parallel and self.started < pool.capacity) else 0.0
+            self.started += 1
+            bar.set_postfix_str(f"{key} ({len(self.pending) + len(self.running)} left)", refresh=True)
+            self.running[pool.submit(spec, deps, self.kernel, self.force, delay)] = key
+
+    def _collect(self, future: cf.Future, bar) -> None:
+        key = self.running.pop(future)
+        try:
+            result = future.result()
+        except RunInterruptedError:
+            self.interrupted.append(key)
+            raise KeyboardInterrupt from None
+        except BaseException as error:  # noqa: BLE001 - re-raised after the pool is shut down
+            self.failure = self.failure or error
+            return
+        self.results[key] = result
+        self.hashes[key] = result.content_hash
+        bar.update(1)
+        left = len(self.pending) + len(self.running)
+        bar.set_postfix_str(f"{key} {result.status} in {result.seconds:.1f} s ({left} left)", refresh=True)
+
+    def interrupt(self, pool: "_Executor") -> None:
+        """Ctrl-C: cancel what has not started, stop what runs, and remember what was kept."""
+        self.interrupted += list(self.running.values())
+        for future in self.running:
+            future.cancel()
+        pool.stop()
+        self.failure = RunInterruptedError(self._interrupt_message())
+
+    def _interrupt_message(self) -> str:
+        kept = sorted(self.results)
+        stopped = sorted(set(self.interrupted))
+        return (f"interrupted: {len(kept)} run(s) finished and kept ({', '.join(kept) or 'none'}); "
+                f"stopped {', '.join(stopped) or 'nothing'} (kernel shut down, partial notebook removed); "
+                f"{len(self.pending)} not started. Run the same command again to resume: finished runs are skipped.")
+
+    def outcome(self) -> list[RunResult]:
+        if self.failure is not None:
+            if isinstance(self.failure, CrowdkitError):
+                raise self.failure
+            raise RunFailedError(f"a run could not be executed: {type(self.failure).__name__}: "
+                                 f"{self.failure}") from self.failure
+        return [self.results[s.key] for s in self.specs if s.key in self.results]
 
 
 def format_timings(results: Iterable[RunResult]) -> str:

@@ -12,7 +12,7 @@ import importlib
 import logging
 import sys
 
-from crowdkit.common.exceptions import CrowdkitError
+from crowdkit.common.exceptions import CrowdkitError, RunInterruptedError
 
 #: Sub-modules of crowdkit.cli, one per group of verbs.
 COMMAND_MODULES = ("data", "weights", "faces", "bench", "annotations", "runs", "evaluate", "simulate")
@@ -32,6 +32,9 @@ def main(argv: list[str] | None = None) -> int:
     logging.basicConfig(level=logging.DEBUG if args.verbose else logging.INFO, format="%(levelname)s %(name)s: %(message)s")
     try:
         return int(args.handler(args) or 0)
+    except RunInterruptedError as error:
+        print(f"crowdkit {args.command}: {error}", file=sys.stderr)
+        return 130
     except CrowdkitError as error:
         print(f"crowdkit {args.command}: error: {error}", file=sys.stderr)
         return 2

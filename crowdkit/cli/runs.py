@@ -29,6 +29,12 @@ def register(subparsers) -> None:
     build.add_argument("--root", type=Path, default=None, help="project folder (default: this checkout)")
     build.add_argument("--no-html", action="store_true", help="run the notebooks only")
     build.set_defaults(handler=_book_build)
+    compare = verbs.add_parser("compare", help="compare two builds' saved tables and printed numbers",
+                               description="Compare two book/runs folders: saved tables must be equal, and each "
+                                           "page should print the same decimal numbers. Exit 1 when they differ.")
+    compare.add_argument("before", help="book/runs folder of the first build")
+    compare.add_argument("after", help="book/runs folder of the second build")
+    compare.set_defaults(handler=_book_compare)
 
 
 def _common(parser: argparse.ArgumentParser) -> None:
@@ -88,3 +94,11 @@ def _book_build(args) -> int:
     print(f"notebooks: {result.seconds_runs:.1f} s, HTML: {result.seconds_html:.1f} s"
           + ("" if args.no_html else f" -> {result.html_dir / 'index.html'}"))
     return 0
+
+
+def _book_compare(args) -> int:
+    from crowdkit.book.compare import compare_builds
+
+    comparison = compare_builds(args.before, args.after)
+    print(comparison.report())
+    return 0 if comparison.same else 1

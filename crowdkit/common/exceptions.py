@@ -57,6 +57,10 @@ class RunFailedError(CrowdkitError):
     """A notebook run failed; the message names the notebook, the cell and the error."""
 
 
+class RunInterruptedError(CrowdkitError):
+    """A run (or a build) was stopped by Ctrl-C or SIGTERM; the message says what was kept."""
+
+
 class ConfigError(CrowdkitError):
     """A parameter, plan or option is invalid."""
 

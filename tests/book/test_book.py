@@ -11,6 +11,7 @@ import functools
 import html.parser
 import http.server
 import json
+import re
 import shutil
 import subprocess
 import sys
@@ -32,6 +33,14 @@ CHROMIUM_FLAGS = ("--headless", "--no-sandbox", "--disable-gpu", "--disable-quic
                   "--disable-background-networking", "--disable-component-update", "--disable-sync",
                   "--hide-scrollbars", "--window-size=1280,1600")
 TRACEBACK_MARKERS = ("Traceback (most recent call last)", 'class="output traceback', "output error")
+#: Text a reader must never see on a page: log lines, warnings, progress bars, build machines' paths.
+FORBIDDEN_TEXT = {
+    "a log line or warning": re.compile(r"\bWARNING\b|\bUserWarning\b|\bFutureWarning\b|^INFO |\bDEBUG\b", re.M),
+    "a traceback": re.compile(r"Traceback"),
+    "tqdm's IProgress warning": re.compile(r"IProgress"),
+    "a path of the build machine": re.compile(r"(?<![\w.])(/tmp/|/root/|/home/\w+/|/var/folders/)"),
+    "a progress bar": re.compile(r"\d+%\|[█▏▎▍▌▋▊▉ ]*\||\d+(\.\d+)?(it|nb|s)/s\]"),
+}
 
 
 def chromium() -> str:
@@ -81,6 +90,55 @@ def server(built):
     yield f"http://127.0.0.1:{httpd.server_address[1]}/"
     httpd.shutdown()
     httpd.server_close()
+
+
+class _Page(html.parser.HTMLParser):
+    """What a reader sees: the text outside code inputs, and whether each setup cell's code is collapsed.
+
+    Code cells' inputs (``cell_input``) are left out of the visible text; an
+    input is collapsed when it sits inside a ``<details>`` toggle or a cell
+    tagged ``hide-input`` (a ``remove-input`` cell has no input in the page).
+    """
+
+    VOID = {"area", "base", "br", "col", "embed", "hr", "img", "input", "link", "meta", "source", "track", "wbr"}
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.stack: list[tuple[str, str]] = []
+        self.visible: list[str] = []
+        self.open_setup_cells = 0
+        self.tables = 0
+        self.figures = 0
+
+    def handle_starttag(self, tag, attrs):
+        classes = dict(attrs).get("class") or ""
+        if tag == "table":
+            self.tables += 1
+        if tag == "img" or (tag == "svg" and "figure" in classes):
+            self.figures += 1
+        if tag not in self.VOID:
+            self.stack.append((tag, classes))
+
+    def handle_endtag(self, tag):
+        for index in range(len(self.stack) - 1, -1, -1):
+            if self.stack[index][0] == tag:
+                del self.stack[index:]
+                break
+
+    def handle_data(self, data):
+        tags = [t for t, _ in self.stack]
+        classes = " ".join(c for _, c in self.stack)
+        if "script" in tags or "style" in tags:
+            return
+        if "cell_input" in classes:
+            if "setup_notebook(" in data and "details" not in tags and "tag_hide-input" not in classes:
+                self.open_setup_cells += 1
+            return
+        self.visible.append(data)
+
+    @property
+    def text(self) -> str:
+        return "".join(self.visible)
 
 
 class _Images(html.parser.HTMLParser):
@@ -152,6 +210,15 @@ def test_every_page_loads_without_traceback_and_every_image_is_real(built, serve
         for marker in TRACEBACK_MARKERS:
             if marker in dom:
                 problems.append(f"{url}: shows a Python error ({marker!r})")
+        page_text = _Page()
+        page_text.feed(dom)
+        for what, pattern in FORBIDDEN_TEXT.items():
+            match = pattern.search(page_text.text)
+            if match:
+                context = page_text.text[max(0, match.start() - 60): match.end() + 60].replace("\n", " ")
+                problems.append(f"{url}: shows {what}: …{context}…")
+        if page_text.open_setup_cells:
+            problems.append(f"{url}: the setup cell's code is shown (tag it hide-input or remove-input)")
         parser = _Images()
         parser.feed(dom)
         for source in parser.sources:
@@ -179,11 +246,26 @@ def test_every_page_loads_without_traceback_and_every_image_is_real(built, serve
     print(f"{len(found)} pages, {images_checked} images checked")
 
 
-def test_screenshots_of_index_and_a_run_page(built, server, tmp_path):
+def test_screenshots_of_index_part_landing_pages_and_a_run_page(built, server, tmp_path):
     browser = chromium()
     screenshot(browser, urljoin(server, "index.html"), ARTIFACTS / "book_index.png", tmp_path / "profile-a")
+    for part in ("crowd", "bias"):
+        screenshot(browser, urljoin(server, f"book/{part}/index.html"), ARTIFACTS / f"book_{part}_landing.png",
+                   tmp_path / f"profile-{part}")
     run_pages = [p for p in pages(built["html"]) if "runs" in p.parts]
     assert run_pages, "no run page to photograph"
     preferred = [p for p in run_pages if "crowd" in p.parts or "engine" in p.parts] or run_pages
     page = preferred[0].relative_to(built["html"]).as_posix()
     screenshot(browser, urljoin(server, page), ARTIFACTS / "book_run_page.png", tmp_path / "profile-b")
+
+
+def test_the_page_reader_sees_outputs_but_not_collapsed_code():
+    page = _Page()
+    page.feed('<main><div class="cell tag_hide-input"><details><div class="cell_input"><pre>session = '
+              'setup_notebook()</pre></div></details><div class="cell_output"><pre>WARNING:crowdkit: /tmp/x'
+              '</pre></div></div><div class="cell"><div class="cell_input">setup_notebook()</div></div>'
+              '<table><tr><td>1</td></tr></table><img src="a.png"></main>')
+    assert "setup_notebook" not in page.text and "WARNING:crowdkit: /tmp/x" in page.text
+    assert page.open_setup_cells == 1 and page.tables == 1 and page.figures == 1
+    assert FORBIDDEN_TEXT["a log line or warning"].search(page.text)
+    assert FORBIDDEN_TEXT["a path of the build machine"].search(page.text)
