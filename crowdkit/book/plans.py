@@ -167,6 +167,33 @@ def load_plan(path: str | os.PathLike, profile: str = "default", *, root: str | 
     """
     path = Path(path)
     root = Path(root).resolve() if root else _project_of(path)
+    raw = _read_plan_file(path, root)
+    name = path.stem
+    if "output_dir" not in raw:
+        raise ConfigError(f"{path}: missing key 'output_dir' (e.g. book/runs/{name})")
+    rerun = raw.get("rerun", "changed")
+    if rerun not in ("changed", "always"):
+        raise ConfigError(f"{path}: rerun must be 'changed' or 'always', got {rerun!r}")
+    chosen = _chosen_profile(raw, profile, path)
+    layers = (_mapping(raw.get("parameters"), "parameters", path),
+              _mapping(chosen.get("parameters"), f"profiles.{profile}.parameters", path),
+              _mapping(overrides, "command-line parameters", path))
+    output_dir = (root / raw["output_dir"]).resolve()
+    entries = raw.get("runs")
+    if not isinstance(entries, list) or not entries:
+        raise ConfigError(f"{path}: 'runs' must be a non-empty list of {{name, parameters}}")
+    runs: list[RunSpec] = []
+    for index, entry in enumerate(entries):
+        runs.append(_run_spec(entry, index, raw, layers, path=path, root=root, output_dir=output_dir,
+                              profile=profile, always=rerun == "always"))
+    _check_runs(runs, path)
+    plan = Plan(name=name, path=path.resolve(), profile=profile, runs=tuple(runs), output_dir=output_dir,
+                order=int(raw.get("order", 50)), description=str(raw.get("description", "")))
+    selection = chosen.get("runs")
+    return plan.select([str(s) for s in selection]) if selection else plan
+
+
+def _read_plan_file(path: Path, root: Path) -> Mapping[str, Any]:
     if not path.is_file():
         raise ConfigError(f"plan {path} does not exist (plans live in {root / 'data' / 'plans'})")
     try:
@@ -176,71 +203,63 @@ def load_plan(path: str | os.PathLike, profile: str = "default", *, root: str | 
     if not isinstance(raw, Mapping):
         raise ConfigError(f"{path}: a plan is a mapping with keys {', '.join(sorted(_PLAN_KEYS))}")
     _check_keys(raw, _PLAN_KEYS, "the plan", path)
-    name = path.stem
-    if "output_dir" not in raw:
-        raise ConfigError(f"{path}: missing key 'output_dir' (e.g. book/runs/{name})")
-    output_dir = (root / raw["output_dir"]).resolve()
-    rerun = raw.get("rerun", "changed")
-    if rerun not in ("changed", "always"):
-        raise ConfigError(f"{path}: rerun must be 'changed' or 'always', got {rerun!r}")
-    base = _mapping(raw.get("parameters"), "parameters", path)
+    return raw
 
+
+def _chosen_profile(raw: Mapping[str, Any], profile: str, path: Path) -> Mapping[str, Any]:
+    """The overrides of ``profile``; every profile of the plan is checked, not only the one asked for."""
     profiles = raw.get("profiles") or {}
     if not isinstance(profiles, Mapping):
         raise ConfigError(f"{path}: profiles must be a mapping of profile name to overrides")
     if profiles and profile not in profiles and profile != "default":  # a plan without profiles runs alike in all
         raise ConfigError(f"{path}: unknown profile {profile!r} (known: {', '.join(sorted(set(profiles) | {'default'}))})")
-    for profile_name, entry in profiles.items():  # every profile is checked, not only the one asked for
+    for profile_name, entry in profiles.items():
         if not isinstance(entry, (Mapping, type(None))):
             raise ConfigError(f"{path}: profile {profile_name!r} must be a mapping with 'parameters' and/or 'runs'")
         _check_keys(entry or {}, _PROFILE_KEYS, f"profile {profile_name!r}", path)
-    chosen = profiles.get(profile) or {}
-    profile_params = _mapping(chosen.get("parameters"), f"profiles.{profile}.parameters", path)
-    extra = _mapping(overrides, "command-line parameters", path)
+    return profiles.get(profile) or {}
 
-    entries = raw.get("runs")
-    if not isinstance(entries, list) or not entries:
-        raise ConfigError(f"{path}: 'runs' must be a non-empty list of {{name, parameters}}")
-    runs, seen = [], set()
-    for index, entry in enumerate(entries):
-        if not isinstance(entry, Mapping) or "name" not in entry:
-            raise ConfigError(f"{path}: runs[{index}] must be a mapping with at least 'name'")
-        _check_keys(entry, _RUN_KEYS, f"runs[{index}] ({entry.get('name')})", path)
-        run_name = str(entry["name"])
-        if not NAME_PATTERN.match(run_name):
-            raise ConfigError(f"{path}: run name {run_name!r} may hold only letters, digits, '_', '-', '.'")
-        if run_name in seen:
-            raise ConfigError(f"{path}: run name {run_name!r} appears twice")
-        seen.add(run_name)
-        notebook = entry.get("notebook", raw.get("notebook"))
-        if not notebook:
-            raise ConfigError(f"{path}: run {run_name!r} has no notebook (set 'notebook' on the plan or the run)")
-        params = {**base, **_mapping(entry.get("parameters"), f"runs[{index}].parameters", path),
-                  **profile_params, **extra}
-        if RUN_DIR_PARAMETER in params:
-            raise ConfigError(f"{path}: {RUN_DIR_PARAMETER!r} is set by crowdkit for every run; do not set it")
-        title = entry.get("title", raw.get("title", ""))
-        try:
-            title = str(title).format(name=run_name, **params) if title else ""
-        except (KeyError, IndexError, ValueError) as error:
-            raise ConfigError(f"{path}: title {title!r} of run {run_name!r} names {error}, which is not a parameter")
-        depends = entry.get("depends_on") or []
-        if isinstance(depends, str):
-            depends = [depends]
-        runs.append(RunSpec(plan=name, name=run_name, notebook=(root / notebook).resolve(), parameters=params,
-                            output_dir=output_dir, root=root, depends_on=tuple(f"{name}/{d}" for d in depends),
-                            always=rerun == "always", summary=bool(raw.get("summary", False)), profile=profile,
-                            title=title))
+
+def _run_spec(entry: Any, index: int, raw: Mapping[str, Any], layers: tuple[dict, dict, dict], *, path: Path,
+              root: Path, output_dir: Path, profile: str, always: bool) -> RunSpec:
+    """One run of the plan; parameters merged plan < run < profile < command line."""
+    if not isinstance(entry, Mapping) or "name" not in entry:
+        raise ConfigError(f"{path}: runs[{index}] must be a mapping with at least 'name'")
+    _check_keys(entry, _RUN_KEYS, f"runs[{index}] ({entry.get('name')})", path)
+    run_name = str(entry["name"])
+    if not NAME_PATTERN.match(run_name):
+        raise ConfigError(f"{path}: run name {run_name!r} may hold only letters, digits, '_', '-', '.'")
+    notebook = entry.get("notebook", raw.get("notebook"))
+    if not notebook:
+        raise ConfigError(f"{path}: run {run_name!r} has no notebook (set 'notebook' on the plan or the run)")
+    base, profile_params, extra = layers
+    params = {**base, **_mapping(entry.get("parameters"), f"runs[{index}].parameters", path),
+              **profile_params, **extra}
+    if RUN_DIR_PARAMETER in params:
+        raise ConfigError(f"{path}: {RUN_DIR_PARAMETER!r} is set by crowdkit for every run; do not set it")
+    title = entry.get("title", raw.get("title", ""))
+    try:
+        title = str(title).format(name=run_name, **params) if title else ""
+    except (KeyError, IndexError, ValueError) as error:
+        raise ConfigError(f"{path}: title {title!r} of run {run_name!r} names {error}, which is not a parameter")
+    depends = entry.get("depends_on") or []
+    depends = [depends] if isinstance(depends, str) else depends
+    return RunSpec(plan=path.stem, name=run_name, notebook=(root / notebook).resolve(), parameters=params,
+                   output_dir=output_dir, root=root, depends_on=tuple(f"{path.stem}/{d}" for d in depends),
+                   always=always, summary=bool(raw.get("summary", False)), profile=profile, title=title)
+
+
+def _check_runs(runs: Sequence[RunSpec], path: Path) -> None:
+    """Run names are unique, and every dependency names a run of this plan."""
+    seen: set[str] = set()
+    for run in runs:
+        if run.name in seen:
+            raise ConfigError(f"{path}: run name {run.name!r} appears twice")
+        seen.add(run.name)
     for run in runs:
         for dep in run.depends_on:
             if dep.split("/", 1)[1] not in seen:
                 raise ConfigError(f"{path}: run {run.name!r} depends on {dep.split('/', 1)[1]!r}, which is not a run of this plan")
-    selection = chosen.get("runs")
-    plan = Plan(name=name, path=path.resolve(), profile=profile, runs=tuple(runs), output_dir=output_dir,
-                order=int(raw.get("order", 50)), description=str(raw.get("description", "")))
-    if selection:
-        plan = plan.select([str(s) for s in selection])
-    return plan
 
 
 def discover_plans(root: str | os.PathLike | None = None) -> list[Path]:

@@ -43,9 +43,9 @@ def test_runs_on_the_crowdkit_kernel(path):
 
 
 def test_every_plan_loads_for_every_profile():
-    plans = plans.discover_plans()
-    assert {p.stem for p in plans} >= {"engine", "crowd", "bias", "appendix"}
-    for path in plans:
+    found = plans.discover_plans()
+    assert {p.stem for p in found} >= {"engine", "crowd", "bias", "appendix"}
+    for path in found:
         for profile in ("quick", "default", "full"):
             plan = plans.load_plan(path, profile)
             assert plan.runs, f"{path} has no runs for profile {profile}"
