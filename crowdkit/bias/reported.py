@@ -13,6 +13,7 @@ Example::
     thesis.evaluation_frame()                 # Table 5.1, one row per model
     thesis.figure("classifier_val_acc_high")  # PrintedNumber(text='0.51562', ...)
     audit_thesis_tables(thesis)               # Table 5.2 against Table 5.1
+    audit_thesis_markdown(audit_thesis_tables(thesis))  # the same, in words for the audit page
 """
 from __future__ import annotations
 
@@ -23,7 +24,7 @@ from pathlib import Path
 import pandas as pd
 
 from crowdkit.common.exceptions import ConfigError, DatasetFormatError
-from crowdkit.common.reported import (Column, PrintedNumber, read_reported, reported_dir, rows_to_frame,
+from crowdkit.common.reported import (Column, PrintedNumber, counted, read_reported, reported_dir, rows_to_frame,
                                       unknown_name_message)
 
 #: The two models the dissertation compares.
@@ -184,8 +185,22 @@ def audit_thesis_tables(thesis: ThesisTables | None = None) -> pd.DataFrame:
             base = auc_52.get((row.epochs, "base"))
             implied = "-" if base is None else str(Decimal(row.auc.text) - Decimal(base.text))
             ok = not row.auc_increase.missing and implied != "-" and Decimal(row.auc_increase.text) == Decimal(implied)
+        reason = "a base row has no counterpart" if row.type == "base" else f"modified − base AUC is {implied}"
         out.append({"epochs": row.epochs, "type": row.type, "figure": "auc_increase",
                     "printed": row.auc_increase.shown(), "implied": implied, "ok": ok,
-                    "why": f"printed {row.auc_increase.shown()}; " + (
-                        "a base row has no counterpart" if row.type == "base" else f"modified − base AUC is {implied}")})
+                    "why": f"printed {row.auc_increase.shown()}; {reason}"})
     return pd.DataFrame(out)
+
+
+def audit_thesis_markdown(audit: pd.DataFrame) -> str:
+    """:func:`audit_thesis_tables` in words: figures checked, how many flagged, and a bullet per flag."""
+    flagged = audit[~audit["ok"]]
+    models = audit[["epochs", "type"]].drop_duplicates()
+    lead = (f"Table 5.2 repeats Table 5.1's AUC for {counted(len(models), 'model')} and prints each modified "
+            f"model's AUC increase over the base model trained as long: {counted(len(audit), 'figure')} checked, "
+            "digit for digit, " + (f"**{counted(len(flagged), 'figure')} flagged**:" if len(flagged)
+                                  else "and every one agrees."))
+    names = {"auc": "AUC", "auc_increase": "AUC increase"}
+    bullets = [f"- **Table 5.2**, {r.type} model at {r.epochs} epochs, {names.get(r.figure, r.figure)}: {r.why}."
+               for r in flagged.itertuples()]
+    return "\n".join([lead, "", *bullets]) if bullets else lead

@@ -4,7 +4,8 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from crowdkit.crowd.annotations import read_annotations, summarize
+from crowdkit.crowd.annotation_files import read_annotations
+from crowdkit.crowd.annotations import summarize
 
 
 def register(subparsers) -> None:

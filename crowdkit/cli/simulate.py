@@ -4,7 +4,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from crowdkit.crowd.simulate import CHALLENGES
+from crowdkit.crowd.scene import CHALLENGES
 
 
 def register(subparsers) -> None:
@@ -25,7 +25,8 @@ def register(subparsers) -> None:
 
 
 def _simulate(args) -> int:
-    from crowdkit.crowd.simulate import SceneSpec, generate_scene
+    from crowdkit.crowd.scene import SceneSpec
+    from crowdkit.crowd.simulate import generate_scene
 
     spec = SceneSpec(member=args.member, challenge=args.challenge, seed=args.seed, n_frames=args.frames,
                      n_people=args.people, subject=args.subject, face_opening=args.face_opening,

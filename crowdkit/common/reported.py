@@ -66,6 +66,11 @@ def unknown_name_message(what: str, name: str, known: Sequence[str]) -> str:
     return f"unknown {what} {name!r} (known: {', '.join(known)}){hint}"
 
 
+def counted(number: int, noun: str, plural: str | None = None) -> str:
+    """``"1 figure"``, ``"7 figures"``: a count with its noun, for prose the library writes."""
+    return f"{number} {noun if number == 1 else plural or noun + 's'}"
+
+
 @dataclass(frozen=True)
 class PrintedNumber:
     """A number as a document printed it.

@@ -16,6 +16,11 @@ it (half a unit of the last printed decimal, plus a tiny epsilon); with
 since the report truncates many of its figures. :func:`audit_prose` checks the figures
 stated in the report's analysis paragraphs (``crowd_prose.csv``) against the tables.
 
+The audit page (``notebooks/crowd/audit.ipynb``) shows them through
+:func:`audit_markdown` and :func:`prose_markdown` (its prose, counts and one bullet per
+flag), :func:`flagged_figures` and :func:`unsupported_claims` (its tables) and
+:func:`plot_audit_grid` (a cell per printed figure, coloured by :func:`figure_status`).
+
 Example::
 
     tables = load_crowd_tables(members=["Peter"])
@@ -32,7 +37,7 @@ from typing import Iterable, Sequence
 import pandas as pd
 
 from crowdkit.common.exceptions import ConfigError, DatasetFormatError
-from crowdkit.common.reported import (Column, PrintedNumber, read_reported, reported_path, rows_to_frame,
+from crowdkit.common.reported import (Column, PrintedNumber, counted, read_reported, reported_path, rows_to_frame,
                                       unknown_name_message)
 
 #: The report's row labels, in its order.
@@ -296,3 +301,118 @@ def audit_prose(claims: pd.DataFrame | None = None, tables: pd.DataFrame | None 
                     "stated": PrintedNumber.parse(claim.value_printed).shown(), "table_value": table_value,
                     "supported": supported, "how": how, "why": why, "source": claim.source})
     return pd.DataFrame(out)
+
+
+# --------------------------------------------------------------------------- the audit page
+
+#: How a printed figure fares in the audit, in the order of the page's legend.
+STATUSES = ("agrees", "truncated", "undefined", "flagged")
+#: The figures' names on the page.
+FIGURE_LABELS = {"total_positives": "total positives", "total_negatives": "total negatives",
+                 "precision": "precision", "recall": "recall", "f1": "F1", "accuracy": "accuracy",
+                 "actual_positives": "actual positives (TP + FN)", "threshold": "threshold"}
+_STATUS_COLOURS = ("#4575b4", "#abd9e9", "#d9d9d9", "#d73027")  # blue, light blue, grey, red
+
+
+def figure_status(audit: pd.DataFrame) -> pd.Series:
+    """Each row of :func:`audit_crowd_tables` as one of :data:`STATUSES`.
+
+    ``agrees``: the counts give the printed figure exactly or rounded; ``truncated``: only
+    when cut after the printed decimals; ``undefined``: printed "-" where the definition
+    leaves the figure undefined; ``flagged``: ``ok`` is False.
+    """
+    status = pd.Series("agrees", index=audit.index, name="status")
+    status[audit["ok"] & (audit["rounding"] == "truncated")] = "truncated"
+    status[audit["ok"] & (audit["rounding"] == "")] = "undefined"
+    status[~audit["ok"]] = "flagged"
+    return status
+
+
+def _run_label(table, member: str, challenge: str) -> str:
+    """``"Table 3 (Peter, normal)"``; ``"the Methodology"`` for a claim without a table."""
+    return "the Methodology" if pd.isna(table) else f"Table {int(table)} ({member}, {challenge})"
+
+
+def audit_grid(audit: pd.DataFrame) -> pd.DataFrame:
+    """The audit as a grid: one row per table (``"Table 3 (Peter, normal)"``), one column per figure, a status each."""
+    frame = audit.assign(status=figure_status(audit), label=audit["figure"].map(FIGURE_LABELS),
+                         run=[_run_label(r.table, r.member, r.challenge) for r in audit.itertuples()])
+    grid = frame.pivot(index="run", columns="label", values="status")
+    return grid.loc[list(dict.fromkeys(frame["run"])), list(dict.fromkeys(frame["label"]))]
+
+
+def plot_audit_grid(audit: pd.DataFrame, *, ax=None):
+    """Draw :func:`audit_grid`: a cell per printed figure, coloured by its status; returns the Figure."""
+    import matplotlib.pyplot as plt
+    from matplotlib.colors import ListedColormap
+    from matplotlib.patches import Patch
+
+    grid = audit_grid(audit)
+    codes = [[STATUSES.index(status) for status in row] for row in grid.to_numpy()]
+    if ax is None:
+        _, ax = plt.subplots(figsize=(6.4, 0.3 * len(grid) + 1.6))
+    ax.imshow(codes, cmap=ListedColormap(_STATUS_COLOURS), vmin=-0.5, vmax=len(STATUSES) - 0.5, aspect="auto")
+    ax.set_xticks(range(grid.shape[1]), grid.columns, rotation=30, ha="right")
+    ax.set_yticks(range(len(grid)), grid.index)
+    ax.set_xticks([x - 0.5 for x in range(1, grid.shape[1])], minor=True)
+    ax.set_yticks([y - 0.5 for y in range(1, len(grid))], minor=True)
+    ax.grid(False)
+    ax.grid(which="minor", color="white", linewidth=1.5)
+    ax.tick_params(which="minor", length=0)
+    ax.legend(handles=[Patch(color=c, label=s) for c, s in zip(_STATUS_COLOURS, STATUSES)], ncols=len(STATUSES),
+              loc="lower center", bbox_to_anchor=(0.5, 1.0), frameon=False)
+    return ax.figure
+
+
+def flagged_figures(audit: pd.DataFrame) -> pd.DataFrame:
+    """The flagged rows of :func:`audit_crowd_tables`: ``table, member, challenge, figure, printed, implied, why``."""
+    flagged = audit.loc[~audit["ok"], ["table", "member", "challenge", "figure", "printed", "implied", "why"]]
+    return flagged.assign(figure=flagged["figure"].map(FIGURE_LABELS)).reset_index(drop=True)
+
+
+def audit_markdown(audit: pd.DataFrame) -> str:
+    """The audit in a paragraph (figures checked, how many agree and how) and one bullet per flagged figure."""
+    status = figure_status(audit).value_counts()
+    agrees, undefined = status.get("agrees", 0), status.get("undefined", 0)
+    flagged = audit[~audit["ok"]]
+    lead = (f"Of {counted(len(audit), 'printed figure')} in {counted(audit['table'].nunique(), 'performance table')}, "
+            f"{counted(agrees, 'follows', 'follow')} from the table's own counts exactly or rounded, "
+            f"{status.get('truncated', 0)} only when truncated instead of rounded, and "
+            f"{counted(undefined, 'is', 'are')} a \"-\" where the definition leaves the figure undefined; "
+            f"**{counted(len(flagged), 'figure is', 'figures are')} flagged**" + (":" if len(flagged) else "."))
+    bullets = [f"- **{_run_label(r.table, r.member, r.challenge)}**, {FIGURE_LABELS[r.figure]}: {r.why}."
+               for r in flagged.itertuples()]
+    return "\n".join([lead, "", *bullets])
+
+
+def unsupported_claims(prose: pd.DataFrame) -> pd.DataFrame:
+    """The claims of :func:`audit_prose` that the tables do not support.
+
+    Columns ``table, member, challenge, figure, stated, table_value, why``, figures named as on the page.
+    """
+    claims = prose.loc[~prose["supported"], ["table", "member", "challenge", "figure", "stated", "table_value", "why"]]
+    return claims.assign(figure=claims["figure"].map(FIGURE_LABELS)).reset_index(drop=True)
+
+
+def prose_markdown(prose: pd.DataFrame, audit: pd.DataFrame) -> str:
+    """The prose check in words: claims checked and unsupported (a bullet each), and supported
+    claims that restate a printed figure the table audit flags (a bullet each, with what the counts imply)."""
+    unsupported = prose[~prose["supported"]]
+    supported = int(prose["supported"].sum())
+    lead = (f"The report's text states {counted(len(prose), 'figure')} about its runs; "
+            f"{counted(supported, 'agrees', 'agree')} with the tables as printed (equal, rounded or truncated to the "
+            f"stated digits, within a stated bound, or undefined where the table prints \"-\"), "
+            f"**{counted(len(unsupported), 'does', 'do')} not**" + (":" if len(unsupported) else "."))
+    lines = [lead, "", *(f"- **{_run_label(r.table, r.member, r.challenge)}**, {FIGURE_LABELS[r.figure]}: {r.why}."
+                         for r in unsupported.itertuples())]
+    flags = audit.loc[~audit["ok"], ["table", "figure", "printed", "implied"]]
+    restated = prose[prose["supported"]].dropna(subset=["table"]).astype({"table": int}).merge(
+        flags, on=["table", "figure"])
+    if len(restated):
+        lines += ["", f"{counted(len(restated), 'supported claim restates', 'supported claims restate')} a "
+                      "printed figure that the audit above flags:", ""]
+        lines += [f"- **{_run_label(r.table, r.member, r.challenge)}**, {FIGURE_LABELS[r.figure]}: stated "
+                  f"{'' if r.relation == '=' else r.relation + ' '}{r.stated}, printed {r.printed}; the counts "
+                  + ("leave it undefined." if r.implied == "-" else f"imply {r.implied}.")
+                  for r in restated.itertuples()]
+    return "\n".join(lines)

@@ -27,7 +27,7 @@ import numpy as np
 import pandas as pd
 
 from crowdkit.common.exceptions import ConfigError
-from crowdkit.crowd.validate import iou_matrix
+from crowdkit.common.geometry import iou_matrix
 
 log = logging.getLogger(__name__)
 

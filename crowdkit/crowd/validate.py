@@ -49,6 +49,7 @@ import pandas as pd
 
 from crowdkit.crowd.annotations import Annotations, Track, visible_boxes
 from crowdkit.common.exceptions import AnnotationError, ConfigError
+from crowdkit.common.geometry import iou_matrix
 from crowdkit.common.metrics import Confusion
 
 log = logging.getLogger(__name__)
@@ -114,22 +115,6 @@ def _subject_tracks(ann: Annotations, subject: str | int | Iterable[int]) -> set
     return ids
 
 
-def iou_matrix(a: np.ndarray, b: np.ndarray) -> np.ndarray:
-    """IoU of boxes ``a`` (N, 4) and ``b`` (M, 4), x1, y1, x2, y2 → (N, M)."""
-    a = np.asarray(a, dtype=float).reshape(-1, 4)
-    b = np.asarray(b, dtype=float).reshape(-1, 4)
-    x1 = np.maximum(a[:, None, 0], b[None, :, 0])
-    y1 = np.maximum(a[:, None, 1], b[None, :, 1])
-    x2 = np.minimum(a[:, None, 2], b[None, :, 2])
-    y2 = np.minimum(a[:, None, 3], b[None, :, 3])
-    inter = np.clip(x2 - x1, 0, None) * np.clip(y2 - y1, 0, None)
-    area_a = (a[:, 2] - a[:, 0]) * (a[:, 3] - a[:, 1])
-    area_b = (b[:, 2] - b[:, 0]) * (b[:, 3] - b[:, 1])
-    union = area_a[:, None] + area_b[None, :] - inter
-    with np.errstate(invalid="ignore", divide="ignore"):
-        return np.where(union > 0, inter / union, 0.0)
-
-
 def _match_study(det: np.ndarray, boxes: np.ndarray, is_subject: np.ndarray, tolerance: float):
     """Per detection: matched box index (−1 none) and the larger corner difference."""
     matched = np.full(len(det), -1)
@@ -159,6 +144,30 @@ def _match_iou(det: np.ndarray, boxes: np.ndarray, threshold: float):
         matched[rows[keep]] = cols[keep]
         score[rows[keep]] = iou[rows[keep], cols[keep]]
     return matched, score
+
+
+def _match_frames(detections: pd.DataFrame, det_frames: np.ndarray, boxes_by_frame: dict, subject_ids: set[int], *,
+                  rule: str, tolerance: float, iou_threshold: float) -> tuple[np.ndarray, np.ndarray, set]:
+    """Per detection: the matched track id (−1 none) and match score; and the (frame, track) subject boxes matched."""
+    n = len(detections)
+    track_ids = np.full(n, -1)
+    scores = np.full(n, np.nan)
+    coords = detections[["x1", "y1", "x2", "y2"]].to_numpy(dtype=float)
+    matched_subject_boxes: set[tuple[int, int]] = set()
+    positions = pd.Series(np.arange(n)).groupby(det_frames).indices
+    for frame, rows in positions.items():
+        pairs = boxes_by_frame.get(int(frame), [])
+        boxes = np.array([[b.x1, b.y1, b.x2, b.y2] for _, b in pairs], dtype=float).reshape(-1, 4)
+        ids = np.array([t.id for t, _ in pairs], dtype=int)
+        if rule == "study":
+            matched, score = _match_study(coords[rows], boxes, np.isin(ids, list(subject_ids)), tolerance)
+        else:
+            matched, score = _match_iou(coords[rows], boxes, iou_threshold)
+        hit = matched >= 0
+        track_ids[rows[hit]] = ids[matched[hit]]
+        scores[rows] = score
+        matched_subject_boxes.update((int(frame), int(i)) for i in ids[matched[hit]] if i in subject_ids)
+    return track_ids, scores, matched_subject_boxes
 
 
 def validate(detections: pd.DataFrame, annotations: Annotations, subject: str | int | Iterable[int], *,
@@ -191,24 +200,9 @@ def validate(detections: pd.DataFrame, annotations: Annotations, subject: str | 
         log.warning("%d detection frame(s) lie outside the annotation task (%s…); their faces count as not the "
                     "subject", len(outside), outside[:5])
     boxes_by_frame = visible_boxes(annotations, frames=searched | set(det_frames.tolist()))
-    n = len(detections)
-    track_ids = np.full(n, -1)
-    scores = np.full(n, np.nan)
-    coords = detections[["x1", "y1", "x2", "y2"]].to_numpy(dtype=float)
-    matched_subject_boxes: set[tuple[int, int]] = set()
-    positions = pd.Series(np.arange(n)).groupby(det_frames).indices
-    for frame, rows in positions.items():
-        pairs = boxes_by_frame.get(int(frame), [])
-        boxes = np.array([[b.x1, b.y1, b.x2, b.y2] for _, b in pairs], dtype=float).reshape(-1, 4)
-        ids = np.array([t.id for t, _ in pairs], dtype=int)
-        if rule == "study":
-            matched, score = _match_study(coords[rows], boxes, np.isin(ids, list(subject_ids)), tolerance)
-        else:
-            matched, score = _match_iou(coords[rows], boxes, iou_threshold)
-        hit = matched >= 0
-        track_ids[rows[hit]] = ids[matched[hit]]
-        scores[rows] = score
-        matched_subject_boxes.update((int(frame), int(i)) for i in ids[matched[hit]] if i in subject_ids)
+    track_ids, scores, matched_subject_boxes = _match_frames(
+        detections, det_frames, boxes_by_frame, subject_ids, rule=rule, tolerance=tolerance,
+        iou_threshold=iou_threshold)
     identity_of = {t.id: t.identity for t in annotations.tracks}
     is_subject = np.isin(track_ids, list(subject_ids))
     decision = detections["decision"].to_numpy(dtype=bool)

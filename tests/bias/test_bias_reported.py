@@ -7,8 +7,8 @@ import shutil
 
 import pytest
 
-from crowdkit.bias.reported import (AucRow, EvaluationRow, ThesisTables, audit_thesis_tables,
-                                    load_thesis_tables)
+from crowdkit.bias.reported import (AucRow, EvaluationRow, ThesisTables, audit_thesis_markdown,
+                                    audit_thesis_tables, load_thesis_tables)
 from crowdkit.common.exceptions import ConfigError, DatasetFormatError
 from crowdkit.common.reported import PrintedNumber, reported_dir
 
@@ -107,3 +107,14 @@ def test_a_malformed_file_names_file_row_and_column(tmp_path, name, old, new, ex
 def test_accuracy_std_is_kept_with_its_printed_decimals(thesis):
     stds = [r.accuracy_std for r in thesis.evaluation]
     assert all(s.decimals == 5 for s in stds) and math.isclose(sum(s.value for s in stds), 0.10168)
+
+
+def test_the_thesis_audit_in_words(thesis, tmp_path):
+    text = audit_thesis_markdown(audit_thesis_tables(thesis))
+    assert text == ("Table 5.2 repeats Table 5.1's AUC for 6 models and prints each modified model's AUC increase "
+                    "over the base model trained as long: 12 figures checked, digit for digit, and every one agrees.")
+    wrong = load_thesis_tables(copy_dir(tmp_path, "bias_table_5_2.csv", "0.017", "0.071"))
+    lead, _, bullet = audit_thesis_markdown(audit_thesis_tables(wrong)).split("\n")
+    assert lead.endswith("**1 figure flagged**:")
+    assert bullet == ("- **Table 5.2**, modified model at 50 epochs, AUC increase: printed 0.071; "
+                      "modified − base AUC is 0.017.")

@@ -7,8 +7,8 @@ import pandas as pd
 import pytest
 
 from crowdkit.common.exceptions import DatasetFormatError
-from crowdkit.common.reported import (Column, PrintedNumber, closest, read_reported, reported_dir, reported_path,
-                                      rows_to_frame, unknown_name_message)
+from crowdkit.common.reported import (Column, PrintedNumber, closest, counted, read_reported, reported_dir,
+                                      reported_path, rows_to_frame, unknown_name_message)
 
 SCHEMA = (Column("table", "int"), Column("member", "choice", ("Peter", "Ahmed")),
           Column("TP", "int"), Column("recall", "decimal", optional=True), Column("note", "text", optional=True))
@@ -139,3 +139,8 @@ def test_the_project_folder_holds_the_transcriptions():
                  "bias_table_5_2.csv", "bias_figures.csv", "README.md"):
         assert reported_path(name).is_file(), name
     assert isinstance(pd.read_csv(reported_path("crowd_tables.csv")), pd.DataFrame)
+
+
+def test_counted_nouns():
+    assert counted(1, "figure") == "1 figure" and counted(7, "figure") == "7 figures"
+    assert counted(0, "figure is", "figures are") == "0 figures are" and counted(1, "does", "do") == "1 does"

@@ -6,8 +6,10 @@ import os
 
 import pytest
 
-from crowdkit.crowd.annotations import (Annotations, Box, Track, box_at, boxes_in_frame, read_cvat, read_mot, summarize,
-                                  validate_against_video, visible_boxes, write_cvat_video)
+from crowdkit.crowd.annotations import (Annotations, Box, Track, box_at, boxes_in_frame, summarize,
+                                        validate_against_video, visible_boxes)
+from crowdkit.crowd.cvat import read_cvat, write_cvat_video
+from crowdkit.crowd.mot import read_mot
 from crowdkit.common.exceptions import AnnotationError
 
 
@@ -295,7 +297,7 @@ def test_rotation_and_off_grid_are_reported(tmp_path, caplog):
     box = ('<box frame="3" outside="0" occluded="0" keyframe="1" xtl="1" ytl="1" xbr="5" ybr="4" rotation="15"/>')
     text = VIDEO.format(size=10, stop=9, boxes=box).replace("<start_frame>0</start_frame>",
                                                            "<start_frame>0</start_frame><frame_filter>step=2</frame_filter>")
-    with caplog.at_level("WARNING", logger="crowdkit.crowd.annotations"):
+    with caplog.at_level("WARNING", logger="crowdkit.crowd.cvat"):
         ann = read_cvat(_write(tmp_path, text))
     assert ann.tracks[0].boxes[0].xyxy == (1.0, 1.0, 5.0, 4.0)
     assert "rotated" in caplog.text and "not on the task's frame grid" in caplog.text

@@ -9,8 +9,10 @@ import pytest
 from crowdkit.common.exceptions import ConfigError, DatasetFormatError
 from crowdkit.common.reported import reported_path
 from crowdkit.crowd import reported
-from crowdkit.crowd.reported import (audit_crowd_tables, audit_prose, load_crowd_examples, load_crowd_tables,
-                                     prose_claims, study_rates)
+from crowdkit.crowd.reported import (STATUSES, audit_crowd_tables, audit_grid, audit_markdown, audit_prose,
+                                     figure_status, flagged_figures, load_crowd_examples, load_crowd_tables,
+                                     plot_audit_grid, prose_claims, prose_markdown, study_rates,
+                                     unsupported_claims)
 
 #: (table, figure) → (printed, implied): every printed figure the counts do not support.
 KNOWN_DISAGREEMENTS = {
@@ -184,3 +186,83 @@ def test_a_malformed_prose_file(tmp_path):
     path = copy_with(tmp_path, "crowd_prose.csv", "3,Peter,normal,", ",Peter,normal,")
     with pytest.raises(DatasetFormatError, match="given together"):
         prose_claims(path)
+
+
+# --------------------------------------------------------------------------- the audit page
+
+def test_each_figure_has_one_status(audit):
+    status = figure_status(audit)
+    assert set(status) == set(STATUSES)
+    assert set(keyed(audit, (status == "flagged").to_numpy())) == set(KNOWN_DISAGREEMENTS)
+    assert set(keyed(audit, (status == "truncated").to_numpy())) == TRUNCATED
+    assert set(keyed(audit, (status == "undefined").to_numpy())) == {
+        (t, f) for t in (9, 19, 29, 39) for f in ("precision", "f1")} - {(39, "f1")}
+    assert status.value_counts().to_dict() == {"agrees": 92, "truncated": 14, "undefined": 7, "flagged": 7}
+
+
+def test_the_grid_has_a_row_per_table_and_a_column_per_figure(audit):
+    grid = audit_grid(audit)
+    assert grid.shape == (20, 6) and grid.index[0] == "Table 3 (Peter, normal)"
+    assert list(grid.columns) == ["total positives", "total negatives", "precision", "recall", "F1", "accuracy"]
+    assert grid.loc["Table 39 (Nawfal, mask1)", "F1"] == "flagged"
+    assert grid.loc["Table 39 (Nawfal, mask1)", "precision"] == "undefined"
+    assert grid.loc["Table 7 (Peter, random)", "accuracy"] == "truncated"
+
+
+def test_the_grid_is_drawn(audit):
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    figure = plot_audit_grid(audit)
+    ax = figure.axes[0]
+    assert [t.get_text() for t in ax.get_yticklabels()][:2] == ["Table 3 (Peter, normal)", "Table 5 (Peter, intruder)"]
+    assert [t.get_text() for t in ax.get_legend().get_texts()] == list(STATUSES)
+    assert ax.images[0].get_array().shape == (20, 6)
+    plt.close(figure)
+
+
+def test_the_flagged_figures_table(audit):
+    flagged = flagged_figures(audit)
+    assert list(flagged.columns) == ["table", "member", "challenge", "figure", "printed", "implied", "why"]
+    assert len(flagged) == len(KNOWN_DISAGREEMENTS)
+    f1 = flagged[(flagged["table"] == 3) & (flagged["figure"] == "F1")].iloc[0]
+    assert (f1.printed, f1.implied) == ("72.865", "81.573")
+
+
+def test_the_audit_in_words_counts_and_names_every_flag(audit):
+    text = audit_markdown(audit)
+    lead, _, *bullets = text.split("\n")
+    assert lead.startswith("Of 120 printed figures in 20 performance tables, 92 follow")
+    assert "14 only when truncated" in lead and '7 are a "-"' in lead and "**7 figures are flagged**:" in lead
+    assert len(bullets) == len(KNOWN_DISAGREEMENTS) and all(b.startswith("- **Table ") for b in bullets)
+    table_3_f1 = [b for b in bullets if b.startswith("- **Table 3 (Peter, normal)**, F1:")]
+    assert len(table_3_f1) == 1 and "printed 72.865" in table_3_f1[0] and "is 81.573" in table_3_f1[0]
+    assert "- **Table 39 (Nawfal, mask1)**, F1: printed 0.0 but f1 is undefined: precision is undefined." in bullets
+    assert "TP/(TP+FN) = 359/737 from the printed counts is 48.711" in text
+
+
+def test_an_audit_without_flags_says_so(tmp_path):
+    path = tmp_path / "tables.csv"
+    path.write_text(HEADER + "5,Peter,intruder,95,11941,66,29,11224,717,69.474,8.429,15.034,93.802\n")
+    text = audit_markdown(audit_crowd_tables(load_crowd_tables(path)))
+    assert text.startswith("Of 6 printed figures in 1 performance table, 6 follow") and text.endswith(
+        "**0 figures are flagged**.\n")
+    assert flagged_figures(audit_crowd_tables(load_crowd_tables(path))).empty
+
+
+def test_the_prose_in_words_and_its_table(audit):
+    prose = audit_prose()
+    text = prose_markdown(prose, audit)
+    assert text.startswith("The report's text states 103 figures about its runs; 99 agree") and "**4 do not**:" in text
+    assert "- **Table 3 (Peter, normal)**, accuracy: stated 98.2 but Table 3 prints 98.528." in text
+    assert ("- **Table 33 (Nawfal, normal)**, total positives: stated 120 but Table 33 prints 147 "
+            "(120 is its TP).") in text
+    assert "2 supported claims restate a printed figure that the audit above flags:" in text
+    assert "- **Table 7 (Peter, random)**, recall: stated < 50, printed 38.711; the counts imply 48.711." in text
+    assert "- **Table 39 (Nawfal, mask1)**, F1: stated 0, printed 0.0; the counts leave it undefined." in text
+    claims = unsupported_claims(prose)
+    assert list(claims.columns) == ["table", "member", "challenge", "figure", "stated", "table_value", "why"]
+    assert {(int(r.table), r.stated) for r in claims.itertuples()} == {(t, s) for t, _, s in UNSUPPORTED_PROSE}
+    assert claims.loc[claims["table"] == 23, "figure"].tolist() == ["threshold"]

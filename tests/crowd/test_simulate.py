@@ -7,11 +7,15 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from crowdkit.crowd import simulate
-from crowdkit.crowd.annotations import boxes_in_frame, read_cvat
+from crowdkit.crowd import costume, render
+from crowdkit.crowd import scene as crowd_scene
+from crowdkit.crowd.annotations import boxes_in_frame
+from crowdkit.crowd.cvat import read_cvat
 from crowdkit.common.exceptions import ConfigError
 from crowdkit.common.io import read_image, sha256_file
-from crowdkit.crowd.simulate import SceneSpec, choose_subject, generate_scene, render_figure
+from crowdkit.crowd.costume import render_figure
+from crowdkit.crowd.scene import SceneSpec, choose_subject
+from crowdkit.crowd.simulate import generate_scene
 
 
 def _frames(video: Path) -> list[np.ndarray]:
@@ -82,7 +86,7 @@ def test_mask_challenges_share_their_scene():
     one = SceneSpec(member="m", challenge="mask1", seed=2)
     two = SceneSpec(member="m", challenge="mask2", seed=2)
     assert one.family == two.family == "mask"
-    assert simulate.scene_rng(one).integers(1 << 30) == simulate.scene_rng(two).integers(1 << 30)
+    assert crowd_scene.scene_rng(one).integers(1 << 30) == crowd_scene.scene_rng(two).integers(1 << 30)
 
 
 # --------------------------------------------------------------------------- one scene
@@ -150,10 +154,10 @@ def test_query_photos_are_the_subject_and_never_in_the_video(normal, lfw_dir):
 def test_front_query_is_the_most_symmetric(normal, lfw_dir):
     manifest = _manifest(normal)
     subject = manifest["subject"]
-    scores = {p.name: simulate.frontality(read_image(p)) for p in sorted((lfw_dir / subject).glob("*.jpg"))}
+    scores = {p.name: crowd_scene.frontality(read_image(p)) for p in sorted((lfw_dir / subject).glob("*.jpg"))}
     assert Path(manifest["query_photos"]["front"]["source"]).name == max(scores, key=scores.get)
     # The side photo's mirror axis lies farther from the centre than the front photo's.
-    offsets = {kind: abs(int(np.argmax(simulate.symmetry_profile(read_image(lfw_dir / subject / Path(e["source"]).name))))
+    offsets = {kind: abs(int(np.argmax(crowd_scene.symmetry_profile(read_image(lfw_dir / subject / Path(e["source"]).name))))
                          - 16) for kind, e in manifest["query_photos"].items()}
     assert offsets["side"] >= offsets["front"]
 
@@ -178,13 +182,15 @@ def test_existing_scene_is_reused_and_a_different_one_refused(normal):
 def test_interrupted_generation_leaves_nothing(tmp_path, monkeypatch):
     calls = []
 
-    def failing(frame, *args):
+    place = render.place_sprite
+
+    def failing(*args):  # interrupted while the third sprite is drawn: the video is half written
         calls.append(1)
         if len(calls) == 3:
             raise KeyboardInterrupt
-        return frame
+        return place(*args)
 
-    monkeypatch.setattr(simulate, "_degrade", failing)
+    monkeypatch.setattr(render, "place_sprite", failing)
     spec = SceneSpec(member="tester", challenge="normal", seed=1, n_frames=6, n_people=4)
     with pytest.raises(KeyboardInterrupt):
         generate_scene(spec, tmp_path / "scene")
@@ -202,9 +208,9 @@ def test_mask2_writes_a_masked_query(tmp_path):
     assert set(scene.query_photos) == {"front", "side", "masked"}
     front, masked = read_image(scene.query_photos["front"]), read_image(scene.query_photos["masked"])
     lower_face = (slice(140, 185), slice(95, 155))
-    blue = np.abs(masked[lower_face].astype(int) - simulate.MASK_RGB).sum(axis=2) < 60
+    blue = np.abs(masked[lower_face].astype(int) - costume.MASK_RGB).sum(axis=2) < 60
     assert blue.mean() > 0.5
-    assert (np.abs(front[lower_face].astype(int) - simulate.MASK_RGB).sum(axis=2) < 60).mean() < 0.1
+    assert (np.abs(front[lower_face].astype(int) - costume.MASK_RGB).sum(axis=2) < 60).mean() < 0.1
     # Everyone in the video wears the mask: the lower half of every large face box is light blue.
     ann = read_cvat(scene.annotations_xml)
     frame = _frames(scene.video)[-1]
@@ -214,7 +220,7 @@ def test_mask2_writes_a_masked_query(tmp_path):
             continue
         x1, y1, x2, y2 = (int(round(v)) for v in (box.x1, box.y1, box.x2, box.y2))
         lower = frame[(y1 + y2) // 2 + 2:y2 - 2, x1 + (x2 - x1) // 4:x2 - (x2 - x1) // 4].astype(int)
-        fractions.append((np.abs(lower - simulate.MASK_RGB).sum(axis=2) < 90).mean())
+        fractions.append((np.abs(lower - costume.MASK_RGB).sum(axis=2) < 90).mean())
     assert fractions and np.median(fractions) > 0.5
 
 

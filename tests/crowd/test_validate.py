@@ -7,7 +7,8 @@ import pytest
 from crowdkit.crowd.annotations import Annotations, Box, Track
 from crowdkit.common.exceptions import AnnotationError, ConfigError
 from crowdkit.common.metrics import Confusion
-from crowdkit.crowd.validate import Outcome, iou_matrix, summary_table, validate, validate_all
+from crowdkit.common.geometry import iou_matrix
+from crowdkit.crowd.validate import Outcome, summary_table, validate, validate_all
 
 
 @pytest.fixture()
@@ -139,7 +140,8 @@ def test_chain_from_cvat_file_to_track_decisions(tmp_path):
     """CVAT file → visible boxes → fake detections → both rules → tracks → per-track decisions."""
     import numpy as np
 
-    from crowdkit.crowd.annotations import read_cvat, visible_boxes, write_cvat_video
+    from crowdkit.crowd.annotations import visible_boxes
+    from crowdkit.crowd.cvat import read_cvat, write_cvat_video
     from crowdkit.crowd.threshold import mean_plus_k_sigma, what_changes
     from crowdkit.crowd.track import decide_per_track, link_detections
 

@@ -1,4 +1,7 @@
-"""One crowd run end to end on tiny simulated scenes: tables, reruns from the cache, mask runs with nothing found."""
+"""One crowd run end to end on tiny simulated scenes: tables, reruns from the cache, mask runs with nothing found.
+
+The tiny run and its CROWDKIT_HOME are fixtures of ``tests/crowd/conftest.py``.
+"""
 from __future__ import annotations
 
 import json
@@ -8,30 +11,13 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from crowdkit.crowd import run as crowd
+from crowdkit.common.exceptions import DataNotFoundError
+from crowdkit.crowd.inputs import prepare_inputs
+from crowdkit.crowd.params import ALL_PHOTOS, CrowdRunParams
+from crowdkit.crowd.run import provenance_tables, run_crowd
 from crowdkit.engine import faces
-from crowdkit.crowd.run import ALL_PHOTOS, CrowdRunParams, run_crowd
-from crowdkit.common.exceptions import ConfigError, DataNotFoundError
 
 MEMBER = "Colin_Powell"  # an LFW identity with many photos: the person to find
-
-
-@pytest.fixture(scope="module")
-def home(tmp_path_factory):
-    """One CROWDKIT_HOME for the module: scenes and face caches are shared between its tests."""
-    patch = pytest.MonkeyPatch()
-    path = tmp_path_factory.mktemp("crowd_home")
-    patch.setenv("CROWDKIT_HOME", str(path))
-    yield path
-    patch.undo()
-
-
-@pytest.fixture(scope="module")
-def tiny(home, tmp_path_factory):
-    """A 20-frame normal scene searched every 5th frame, tables saved into a run folder."""
-    run_dir = tmp_path_factory.mktemp("run") / "colin-normal"
-    params = CrowdRunParams(member=MEMBER, challenge="normal", seed=0, max_frames=20, frame_stride=5)
-    return run_crowd(params, run_dir=run_dir, progress=False), run_dir
 
 
 def _cache_files(home):
@@ -170,70 +156,11 @@ def test_mask2_searches_with_the_masked_photo_on_the_mask1_scene(home):
         assert math.isnan(main.loc[("iou", "frame"), "recall"])
 
 
-@pytest.mark.slow  # shares the tiny run (scene render + MTCNN + dlib)
-def test_summary_tables_and_reported_checks(tiny):
-    result, _ = tiny
-    performance = result.performance.assign(run="colin-normal")
-    table = crowd.summary_table(performance)
-    assert table.shape == (1, 4)
-    gains = crowd.gain_table(performance, compare="level")
-    assert np.allclose(gains["gain"], gains["track"] - gains["frame"], equal_nan=True)
-    queries = crowd.gain_table(performance, compare="query")
-    assert list(queries.columns) == ["single", ALL_PHOTOS, "gain"]
-    reported = pd.DataFrame({"member": ["A", "B"], "challenge": ["normal", "normal"], "TP": [8, 5], "FP": [2, 0],
-                             "TN": [80, 10], "FN": [10, 5], "precision": [0.8, 0.9], "recall": [0.444, 0.5],
-                             "f1": [np.nan, 0.667], "accuracy": [0.88, 0.75]})
-    beside = crowd.reported_beside_ours(reported, performance)
-    assert list(beside["precision_ok"]) == [True, False]  # 5/5 = 1.0 was printed as 0.9
-    assert "ours_f1" in beside and beside["ours_f1"].notna().all()
-
-
-@pytest.mark.parametrize("kwargs, error", [
-    ({"challenge": "party"}, ConfigError),
-    ({"challenge": "normal", "video": "v.mp4"}, ConfigError),
-    ({"challenge": "normal", "frame_stride": 0}, ConfigError),
-    ({"challenge": "normal", "matching_rule": "overlap"}, ConfigError),
-    ({"challenge": "normal", "metric": "manhattan"}, ConfigError),
-])
-def test_bad_parameters_are_refused(kwargs, error):
-    with pytest.raises(error):
-        CrowdRunParams(member=MEMBER, **kwargs)
-
-
 def test_missing_inputs_say_which(tmp_path):
     params = CrowdRunParams(member=MEMBER, challenge="normal", video=str(tmp_path / "nope.mp4"),
                             annotations=str(tmp_path / "nope.xml"), query_photos=[str(tmp_path / "me.jpg")])
     with pytest.raises(DataNotFoundError, match="nope.mp4"):
-        crowd.prepare_inputs(params)
-
-
-def test_threshold_defaults():
-    class Fake:
-        def __init__(self, name):
-            self.name = name
-            self.thresholds = {"cosine": 0.4, "euclidean": 1.0}
-
-    base = dict(member=MEMBER, challenge="normal")
-    assert crowd.resolve_threshold(CrowdRunParams(**base, model="arcface"), Fake("arcface"))[0] == 0.65
-    assert crowd.resolve_threshold(CrowdRunParams(**base), Fake("dlib"))[0] == 0.4
-    assert crowd.resolve_threshold(CrowdRunParams(**base, metric="euclidean"), Fake("arcface"))[0] == 1.0
-    assert crowd.resolve_threshold(CrowdRunParams(**base, threshold=0.3), Fake("dlib")) == (0.3, "given")
-
-
-@pytest.mark.slow  # shares the tiny run above
-def test_every_figure_draws(tiny):
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    result, _ = tiny
-    figures = [crowd.plot_queries(result), crowd.plot_overview(result), crowd.plot_levels(result),
-               crowd.plot_examples(result, "study"), crowd.plot_curves(result, "iou"),
-               crowd.plot_kde(result, "study").figure, crowd.plot_distance_vs_size(result).figure,
-               crowd.plot_summary(result.performance)]
-    assert all(fig.axes for fig in figures)
-    plt.close("all")
+        prepare_inputs(params)
 
 
 @pytest.mark.slow  # shares the tiny run above
@@ -257,3 +184,17 @@ def test_bad_real_inputs_fail_before_any_search(tiny, home, tmp_path):
     with pytest.raises(AnnotationError, match="frame"):
         run_crowd(wrong, run_dir=tmp_path / "wrong", progress=False)
     assert not (tmp_path / "wrong").exists()  # nothing half-written
+
+
+@pytest.mark.slow  # shares the tiny run (scene render + MTCNN + dlib)
+def test_the_page_tables_come_from_the_result(tiny):
+    result, _ = tiny
+    assert set(result.performance_table().columns) & {"member", "challenge", "query", "detection_rate"} == set()
+    assert list(result.rule_comparison().index) == ["study", "iou"]
+    assert list(result.timing_table().index) == ["wall seconds", "CPU seconds"]
+    tracks = result.tracks()
+    assert tracks["frames"].sum() == len(result.detections)
+    assert len(result.track_table(best=3)) == min(3, len(tracks))
+    values, checksums, versions = provenance_tables(result)
+    assert str(result.inputs.video) in checksums.index and "numpy" in versions.columns
+    assert "threshold" in values.index

@@ -1,0 +1,200 @@
+"""The parameters of one crowd run, checked up front, and the decision threshold they imply.
+
+A run page passes its own namespace, so its ``parameters`` cell is the only
+place the values are typed::
+
+    params = CrowdRunParams.from_namespace(globals())
+
+Every value is checked when the object is made; a bad one raises
+:class:`~crowdkit.common.exceptions.ConfigError` naming the parameter and the
+values it accepts.
+"""
+from __future__ import annotations
+
+import math
+from dataclasses import asdict, dataclass, fields
+from pathlib import Path
+from typing import Any, Mapping
+
+import numpy as np
+
+from crowdkit.common.exceptions import ConfigError
+
+#: The study's decision threshold: cosine distance, tuned for ArcFace.
+STUDY_THRESHOLD = 0.65
+#: ``matching_rule`` values: one rule, or both.
+MATCHING_RULES = ("study", "iou", "both")
+#: Defaults sized for the book's budget (24 runs + the bias study in < 45 min on 2 cores): 150 frames, 30
+#: searched. Measured cold (render + models + 30 frames, 224 faces, one thread): about 20 s of CPU.
+DEFAULT_FRAME_STRIDE = 5
+DEFAULT_MAX_FRAMES = 150
+#: Frames a simulated scene has when ``max_frames`` is None.
+FULL_SCENE_FRAMES = 300
+#: Decision levels reported side by side.
+LEVELS = ("frame", "track")
+#: Name of the query set holding every available photo.
+ALL_PHOTOS = "all"
+
+
+def _bad(what: str) -> ConfigError:
+    return ConfigError(f"crowd run parameters: {what}")
+
+
+@dataclass(frozen=True)
+class CrowdRunParams:
+    """The parameters of one run; the notebook's ``parameters`` cell mirrors them.
+
+    Parameters
+    ----------
+    member : str
+        Whose run it is. For a simulated scene: the person to find when it names an
+        LFW identity with 3+ photos (e.g. ``"Colin_Powell"``), else the seed for the
+        simulator's choice. For a real video: the default ``subject``.
+    challenge : str
+        One of :data:`crowdkit.crowd.simulate.CHALLENGES` (any label for a real video).
+    seed : int
+        Scene seed (simulated scenes only).
+    video, annotations : path or None
+        A real video and its CVAT for video 1.1 export; both None: simulate the scene.
+    query_photos : sequence of paths, or None
+        Photos of the subject. None: the scene's frontal photo (the masked one for
+        ``mask2``). Every photo given (or, for a scene, every photo it has) also
+        forms the multi-photo query ``"all"``.
+    subject : str or None
+        The annotated ``identity`` of the person to find (real videos; default ``member``).
+    frame_stride : int
+        Search every n-th frame.
+    max_frames : int or None
+        Frames of the video used (a simulated scene is rendered this long); None: all.
+    detector, model, metric
+        Backend names (:func:`crowdkit.engine.detect.get_detector`,
+        :func:`crowdkit.engine.embed.get_embedder`) and distance (:data:`crowdkit.engine.match.METRICS`).
+    threshold : float or None
+        Decision threshold; None: 0.65 for ArcFace with cosine (the study's value),
+        otherwise the model's own default for the metric.
+    matching_rule : str
+        ``"study"``, ``"iou"`` or ``"both"``.
+    track_rule, track_k
+        How a track decides (:data:`crowdkit.crowd.track.TRACK_RULES`; ``k`` for ``mean_of_k_best``).
+    examples_per_outcome : int
+        Thumbnails per outcome (the study showed two).
+    """
+
+    member: str
+    challenge: str
+    seed: int = 0
+    video: str | None = None
+    annotations: str | None = None
+    query_photos: tuple[str, ...] | None = None
+    subject: str | None = None
+    frame_stride: int = DEFAULT_FRAME_STRIDE
+    max_frames: int | None = DEFAULT_MAX_FRAMES
+    detector: str = "mtcnn"
+    model: str = "dlib"
+    metric: str = "cosine"
+    threshold: float | None = None
+    matching_rule: str = "both"
+    track_rule: str = "mean_of_k_best"
+    track_k: int = 3
+    examples_per_outcome: int = 2
+
+    def __post_init__(self) -> None:
+        self._check_inputs()
+        self._normalise_query_photos()
+        self._check_counts()
+        self._check_names()
+        if self.threshold is not None and not math.isfinite(float(self.threshold)):
+            raise _bad(f"threshold must be a finite number or None, got {self.threshold!r}")
+
+    def _check_inputs(self) -> None:
+        from crowdkit.crowd.scene import CHALLENGES
+
+        if not str(self.member).strip():
+            raise _bad("member must be a non-empty name")
+        if (self.video is None) != (self.annotations is None):
+            raise _bad("give both video and annotations (a real video and its CVAT export), or neither "
+                       "(a simulated scene)")
+        if self.video is None and self.challenge not in CHALLENGES:
+            raise _bad(f"unknown challenge {self.challenge!r} for a simulated scene; choose one of "
+                       f"{', '.join(CHALLENGES)}")
+        if self.video is not None and not self.query_photos:
+            raise _bad("a real video needs query_photos: one or more photos of the person to find")
+
+    def _normalise_query_photos(self) -> None:
+        """A single path becomes a one-photo tuple; a list becomes a tuple of strings."""
+        if isinstance(self.query_photos, (str, Path)):
+            object.__setattr__(self, "query_photos", (str(self.query_photos),))
+        elif self.query_photos is not None:
+            object.__setattr__(self, "query_photos", tuple(str(p) for p in self.query_photos))
+            if not self.query_photos:
+                raise _bad("query_photos is an empty list; give photos or None")
+
+    def _check_counts(self) -> None:
+        for name in ("frame_stride", "track_k", "examples_per_outcome"):
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 1:
+                raise _bad(f"{name} must be an integer ≥ 1, got {value!r}")
+        if self.max_frames is not None and (isinstance(self.max_frames, bool) or int(self.max_frames) < 1):
+            raise _bad(f"max_frames must be None or an integer ≥ 1, got {self.max_frames!r}")
+
+    def _check_names(self) -> None:
+        from crowdkit.crowd.track import TRACK_RULES
+        from crowdkit.engine.match import check_metric
+
+        try:
+            check_metric(self.metric)
+        except ConfigError as error:
+            raise _bad(str(error)) from None
+        if self.matching_rule not in MATCHING_RULES:
+            raise _bad(f"unknown matching_rule {self.matching_rule!r}; choose one of {', '.join(MATCHING_RULES)}")
+        if self.track_rule not in TRACK_RULES:
+            raise _bad(f"unknown track_rule {self.track_rule!r}; choose one of {', '.join(TRACK_RULES)}")
+
+    @property
+    def rules(self) -> tuple[str, ...]:
+        """The validation rules this run reports."""
+        return ("study", "iou") if self.matching_rule == "both" else (self.matching_rule,)
+
+    @property
+    def main_rule(self) -> str:
+        """The rule figures show when they show one: the corrected one when both are reported."""
+        return self.rules[-1]
+
+    @property
+    def simulated(self) -> bool:
+        return self.video is None
+
+    @classmethod
+    def from_namespace(cls, namespace: Mapping[str, Any]) -> "CrowdRunParams":
+        """From a notebook's ``globals()`` or a plan's parameters: the names it knows, the rest ignored.
+
+        Examples
+        --------
+        >>> CrowdRunParams.from_namespace({"member": "Colin_Powell", "challenge": "normal", "run_dir": None}).seed
+        0
+        """
+        known = {f.name for f in fields(cls)}
+        return cls(**{k: v for k, v in namespace.items() if k in known})
+
+    def to_dict(self) -> dict[str, Any]:
+        values = asdict(self)
+        values["query_photos"] = list(self.query_photos) if self.query_photos is not None else None
+        return values
+
+    def to_frame(self):
+        """The parameters as a one-column table (``value``) for the run page."""
+        import pandas as pd
+
+        return pd.Series(self.to_dict(), name="value").to_frame()
+
+
+def resolve_threshold(params: CrowdRunParams, embedder: Any) -> tuple[float, str]:
+    """(threshold, where it comes from) for ``params`` and the built embedder."""
+    from crowdkit.engine.backends import default_threshold
+
+    if params.threshold is not None:
+        return float(params.threshold), "given"
+    if embedder.name == "arcface" and params.metric == "cosine":
+        return STUDY_THRESHOLD, "the study's 0.65 (cosine; tuned for ArcFace)"
+    value = default_threshold(embedder, params.metric)
+    return value, f"{embedder.name}'s own default for {params.metric}"

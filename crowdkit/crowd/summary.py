@@ -1,0 +1,159 @@
+"""The crowd study across runs: tables collected from every finished run, and the study's printed tables.
+
+Each crowd run saves its tables (:func:`crowdkit.crowd.run.save_tables`); the
+summary page collects them and shows them side by side::
+
+    tables = collect_runs("book/runs/crowd")
+    rate_table(tables["performance"], "f1")            # member × challenge, one column per rule × level
+    gain_tables(tables["performance"], compare="level") # what deciding per track changes
+
+Every function accepts an empty collection (no run finished yet) and returns
+an empty table.
+"""
+from __future__ import annotations
+
+from pathlib import Path
+
+import pandas as pd
+
+from crowdkit.common.exceptions import ConfigError
+from crowdkit.common.metrics import check_reported, format_rate
+from crowdkit.common.run_tables import collect_run_tables
+from crowdkit.crowd.params import ALL_PHOTOS
+from crowdkit.crowd.scene import CHALLENGES
+
+#: Columns of the counts table, in the study's layout plus ``missed``.
+COUNT_COLUMNS = ("positives", "negatives", "TP", "FP", "TN", "FN", "precision", "recall", "f1", "accuracy", "missed")
+#: Columns of the threshold re-tuning table.
+RETUNING_COLUMNS = ("threshold", "n_tp", "n_fp", "mean_plus_2sigma", "flipped_to_positive", "flipped_to_negative",
+                    "f1_at_mean_plus_2sigma", "auc", "eer", "eer_threshold")
+_RATES = ("precision", "recall", "f1", "accuracy")
+
+
+def collect_runs(runs_dir: str | Path) -> dict[str, pd.DataFrame]:
+    """Every finished run's tables under ``runs_dir`` (see :func:`crowdkit.common.run_tables.collect_run_tables`)."""
+    return {name: collect_run_tables(runs_dir, name) for name in ("performance", "thresholds", "queries")}
+
+
+def summary_table(performance: pd.DataFrame, *, value: str = "f1", main_only: bool = True) -> pd.DataFrame:
+    """member × challenge table of ``value`` with one column block per rule and level."""
+    if performance.empty:
+        return pd.DataFrame()
+    table = performance[performance["main"]] if main_only else performance
+    order = [c for c in CHALLENGES if c in set(table["challenge"])]
+    order += sorted(set(table["challenge"]) - set(order))
+    pivot = table.pivot_table(index=["member", "challenge"], columns=["rule", "level"], values=value,
+                              aggfunc="first", dropna=False)
+    return pivot.reindex(order, level="challenge")
+
+
+def gain_table(performance: pd.DataFrame, *, compare: str = "level", value: str = "f1") -> pd.DataFrame:
+    """Per run: ``value`` per frame vs per track (``compare="level"``), or run's query vs all photos
+    (``compare="query"``), under each rule, with the difference.
+
+    Returns one row per member × challenge × rule with the two values and ``gain`` (second − first).
+    """
+    if performance.empty:
+        return pd.DataFrame()
+    if compare == "level":
+        table = performance[performance["main"]]
+        wide = table.pivot_table(index=["member", "challenge", "rule"], columns="level", values=value,
+                                 aggfunc="first", dropna=False)
+        first, second = "frame", "track"
+    elif compare == "query":
+        table = performance[performance["level"] == "frame"]
+        main = table[table["main"]].set_index(["member", "challenge", "rule"])[value].rename("single")
+        every = table[table["query"] == ALL_PHOTOS].set_index(["member", "challenge", "rule"])[value].rename(ALL_PHOTOS)
+        wide = pd.concat([main, every], axis=1)
+        first, second = "single", ALL_PHOTOS
+    else:
+        raise ConfigError(f"compare must be 'level' or 'query', got {compare!r}")
+    wide = wide.reindex(columns=[first, second])
+    wide["gain"] = wide[second] - wide[first]
+    return wide
+
+
+def reported_beside_ours(reported: pd.DataFrame, performance: pd.DataFrame, *, tolerance: float = 0.005
+                         ) -> pd.DataFrame:
+    """The study's printed tables, each rate checked against its own counts, beside our runs of that challenge.
+
+    ``reported`` has ``member, challenge, TP, FP, TN, FN`` and the printed
+    ``precision, recall, f1, accuracy`` (fractions; NaN where nothing was
+    printed). The result adds :func:`crowdkit.common.metrics.check_reported`'s
+    ``<rate>_recomputed``/``<rate>_ok`` columns and ``ours_<rate>``: the mean
+    over our members of that challenge under the study's rule, per frame.
+    """
+    missing = [c for c in ("member", "challenge", "TP", "FP", "TN", "FN") if c not in reported.columns]
+    if missing:
+        raise ConfigError(f"the reported table lacks column(s) {', '.join(missing)}")
+    checked = check_reported(reported, tolerance=tolerance)
+    if performance.empty:
+        return checked
+    ours = performance[performance["main"] & (performance["rule"] == "study") & (performance["level"] == "frame")]
+    rates = [r for r in ("precision", "recall", "f1", "accuracy") if r in ours]
+    means = ours.groupby("challenge")[rates].mean().add_prefix("ours_")
+    return checked.merge(means, left_on="challenge", right_index=True, how="left")
+
+
+def in_challenge_order(table: pd.DataFrame) -> pd.DataFrame:
+    """Rows of a table indexed by (member, challenge, ...) sorted by member, then challenge in the study's order."""
+    rank = {c: i for i, c in enumerate(CHALLENGES)}
+    frame = table.reset_index()
+    frame["_rank"] = frame["challenge"].map(lambda c: rank.get(c, len(rank)))
+    keys = list(table.index.names)
+    frame = frame.sort_values(["member", "_rank", *[k for k in keys if k not in ("member", "challenge")]],
+                              kind="stable")
+    return frame.drop(columns="_rank").set_index(keys)
+
+
+def run_names(performance: pd.DataFrame) -> list[str]:
+    """The finished runs in a collected performance table, sorted."""
+    return sorted(performance["run"].unique()) if not performance.empty else []
+
+
+def rate_table(performance: pd.DataFrame, value: str) -> pd.DataFrame:
+    """:func:`summary_table` of ``value`` with the rates as text ("undefined" where NaN)."""
+    return summary_table(performance, value=value).map(format_rate)
+
+
+def detection_rate_table(performance: pd.DataFrame) -> pd.DataFrame:
+    """member × challenge: share of annotated faces in view a detection matched, per rule (run's query)."""
+    if performance.empty:
+        return pd.DataFrame()
+    rates = performance[performance["main"] & (performance["level"] == "frame")]
+    return rate_table(rates.assign(level="frame"), "detection_rate")
+
+
+def counts_table(performance: pd.DataFrame, rule: str) -> pd.DataFrame:
+    """The counts behind the rates under ``rule``, per frame, run's query: one row per member × challenge."""
+    if performance.empty:
+        return pd.DataFrame()
+    main = performance[performance["main"] & (performance["level"] == "frame")]
+    part = in_challenge_order(main[main["rule"] == rule].set_index(["member", "challenge"])[list(COUNT_COLUMNS)])
+    for column in _RATES:
+        part[column] = part[column].map(format_rate)
+    return part
+
+
+def gain_tables(performance: pd.DataFrame, *, compare: str) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """:func:`gain_table` as (mean per challenge × rule, every run in the study's order), rounded to 3 places."""
+    gains = gain_table(performance, compare=compare)
+    if gains.empty:
+        return pd.DataFrame(), pd.DataFrame()
+    return gains.groupby(level=["challenge", "rule"]).mean().round(3), in_challenge_order(gains).round(3)
+
+
+def retuning_table(thresholds: pd.DataFrame) -> pd.DataFrame:
+    """Per run and rule: the threshold used, mean + 2σ, what it flips, AUC and the equal-error point."""
+    if thresholds.empty:
+        return pd.DataFrame()
+    table = in_challenge_order(thresholds.set_index(["member", "challenge", "rule"]))
+    return table[list(RETUNING_COLUMNS)].round(3)
+
+
+def reported_table(path: str | Path, performance: pd.DataFrame) -> pd.DataFrame:
+    """:func:`reported_beside_ours` for the transcribed tables in ``path`` (CSV); empty when it does not exist."""
+    path = Path(path)
+    if not path.is_file():
+        return pd.DataFrame()
+    return reported_beside_ours(pd.read_csv(path), performance)
