@@ -12,6 +12,7 @@ from typing import Any, Sequence
 from crowdkit.book.execute import DEFAULT_KERNEL, RunResult
 from crowdkit.book.plans import RunSpec, discover_plans, load_plan, relative_path
 from crowdkit.book.scheduler import run_specs
+from crowdkit.common.run_tables import DOWNLOAD_SUFFIXES
 from crowdkit.common import config
 from crowdkit.common.exceptions import ConfigError, CrowdkitError
 
@@ -121,7 +122,22 @@ def build_html(root: str | os.PathLike | None = None) -> Path:
     warnings = [line for line in completed.stdout.splitlines() + completed.stderr.splitlines() if "WARNING" in line]
     for line in warnings:
         log.warning("jupyter-book: %s", line.strip())
-    return root / "_build" / "html"
+    html = root / "_build" / "html"
+    copy_run_tables(root / "book" / "runs", html / "book" / "runs")
+    return html
+
+
+def copy_run_tables(runs: Path, target: Path) -> int:
+    """Copy every run's saved tables (``<plan>/<run>/*.csv|parquet``) beside its page in the HTML; returns how many."""
+    copied = 0
+    for file in sorted(runs.glob("*/*/*")):
+        if file.suffix not in DOWNLOAD_SUFFIXES or ".staging" in file.parts or not file.is_file():
+            continue
+        destination = target / file.relative_to(runs)
+        destination.parent.mkdir(parents=True, exist_ok=True)
+        shutil.copy2(file, destination)
+        copied += 1
+    return copied
 
 
 def build_book(root: str | os.PathLike | None = None, *, profile: str = "default", jobs: int = 1,

@@ -17,7 +17,10 @@ NAME_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
 # --------------------------------------------------------------------------- run tables
 
 def save_run_table(name: str, table, *, run_dir: str | os.PathLike | None = None) -> Path:
-    """Save a run's table as ``<run_dir>/<name>.parquet`` (atomically) for summary pages.
+    """Save a run's table as ``<run_dir>/<name>.parquet`` and ``.csv`` (atomically) for summary pages and readers.
+
+    The parquet file is what summary pages read; the CSV is the copy a reader
+    downloads from the page (:func:`download_links`).
 
     ``run_dir`` defaults to the run's folder: crowdkit injects it as the
     papermill parameter ``run_dir`` and sets ``CROWDKIT_RUN_DIR`` in the
@@ -34,7 +37,32 @@ def save_run_table(name: str, table, *, run_dir: str | os.PathLike | None = None
     target = folder / f"{name}.parquet"
     with atomic_path(target) as tmp:
         table.to_parquet(tmp, index=False)
+    with atomic_path(folder / f"{name}.csv") as tmp:
+        table.to_csv(tmp, index=False)
     return target
+
+
+#: Suffixes of the files a run page offers for download (copied next to the page by the book build).
+DOWNLOAD_SUFFIXES = (".csv", ".parquet")
+
+
+def download_links(run_dir: str | os.PathLike | None = None, names=None) -> str:
+    """Markdown links to a run's saved tables, relative to its page: ``performance (CSV · parquet)``.
+
+    ``names`` chooses and orders the tables (default: every saved table). The
+    book build copies the files beside the page, so the links work in the HTML.
+    Returns "" when the run saved no table.
+    """
+    run_dir = run_dir or os.environ.get("CROWDKIT_RUN_DIR")
+    if not run_dir:
+        return ""
+    folder = Path(run_dir)
+    saved = sorted(p.stem for p in folder.glob("*.parquet"))
+    chosen = [n for n in (names or saved) if n in saved]
+    if not chosen:
+        return ""
+    links = [f"{n} ([CSV]({folder.name}/{n}.csv) · [parquet]({folder.name}/{n}.parquet))" for n in chosen]
+    return "Download this run's tables: " + ", ".join(links) + "."
 
 
 def collect_run_tables(plan_dir: str | os.PathLike, name: str):

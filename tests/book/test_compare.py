@@ -41,3 +41,4 @@ def test_a_changed_value_is_reported_with_its_row(tmp_path, capsys):
     assert comparison.pages[0].only_before == ("0.9882",) and comparison.pages[0].only_after == ("0.9871",)
     assert main(["book", "compare", str(a), str(b)]) == 1
     assert "DIFFERENT" in capsys.readouterr().out
+

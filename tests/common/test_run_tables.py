@@ -25,3 +25,15 @@ def test_without_a_run_folder_tables_go_to_the_interactive_cache(offline_home, m
     monkeypatch.delenv("CROWDKIT_RUN_DIR", raising=False)
     path = run_tables.save_run_table("t", pd.DataFrame({"a": [1]}))
     assert path.parent.name == "interactive-runs" and path.is_file()
+
+
+def test_tables_are_saved_for_download_and_linked_relative_to_the_page(tmp_path):
+    run_dir = tmp_path / "peter-normal"
+    run_tables.save_run_table("performance", pd.DataFrame({"f1": [0.5]}), run_dir=run_dir)
+    run_tables.save_run_table("thresholds", pd.DataFrame({"t": [0.1]}), run_dir=run_dir)
+    assert pd.read_csv(run_dir / "performance.csv").to_dict("list") == {"f1": [0.5]}
+    links = run_tables.download_links(run_dir, ["performance", "absent"])
+    assert links == ("Download this run's tables: performance ([CSV](peter-normal/performance.csv) · "
+                     "[parquet](peter-normal/performance.parquet)).")
+    assert "thresholds" in run_tables.download_links(run_dir)
+    assert run_tables.download_links(tmp_path / "empty") == ""
