@@ -52,3 +52,55 @@ def test_every_plan_loads_for_every_profile():
     crowd = plans.load_plan(config.PROJECT_ROOT / "data" / "plans" / "crowd.yaml")
     assert len(crowd.runs) == 24
     assert len({(r.parameters["member"], r.parameters["challenge"]) for r in crowd.runs}) == 24
+
+
+#: A notebook tells the story; logic lives in the library (issue 11's target).
+MAX_CODE_LINES = 50
+FORBIDDEN_STATEMENTS = {"FunctionDef": "def", "AsyncFunctionDef": "async def", "ClassDef": "class", "If": "if",
+                        "While": "while", "Lambda": "lambda", "Try": "try"}
+
+
+def code_cells(path: Path) -> list:
+    return [c for c in nbformat.read(path, as_version=4).cells if c.cell_type == "code"]
+
+
+@pytest.mark.parametrize("path", NOTEBOOKS, ids=_id)
+def test_notebook_is_thin(path):
+    import ast
+
+    cells = code_cells(path)
+    lines = sum(len([line for line in c.source.splitlines() if line.strip()]) for c in cells)
+    assert lines <= MAX_CODE_LINES, f"{_id(path)}: {lines} code lines (at most {MAX_CODE_LINES}); move logic to crowdkit"
+    found = []
+    for index, cell in enumerate(cells):
+        for node in ast.walk(ast.parse(cell.source)):
+            kind = type(node).__name__
+            if kind in FORBIDDEN_STATEMENTS:
+                found.append(f"code cell {index}: {FORBIDDEN_STATEMENTS[kind]}")
+            if isinstance(node, ast.For) and len(node.body) > 3:
+                found.append(f"code cell {index}: a for loop of {len(node.body)} statements (one figure per item only)")
+    assert not found, f"{_id(path)} holds logic that belongs in the library:\n" + "\n".join(found)
+
+
+@pytest.mark.parametrize("path", NOTEBOOKS, ids=_id)
+def test_one_setup_call_in_a_collapsed_cell(path):
+    cells = code_cells(path)
+    setup = [c for c in cells if "setup_notebook(" in c.source]
+    assert len(setup) == 1, f"{_id(path)}: {len(setup)} cells call setup_notebook(); exactly one should"
+    tags = set(setup[0].metadata.get("tags", []))
+    assert tags & {"remove-input", "hide-input", "remove-cell"}, f"{_id(path)}: tag the setup cell hide-input or remove-input"
+
+
+@pytest.mark.slow
+def test_a_notebook_runs_from_its_own_folder(tmp_path):
+    """Opened in JupyterLab from notebooks/appendix/ and run top to bottom: paths do not depend on the folder."""
+    import papermill as pm
+
+    notebook = config.PROJECT_ROOT / "notebooks" / "appendix" / "reproducibility.ipynb"
+    out = tmp_path / "out.ipynb"
+    pm.execute_notebook(str(notebook), str(out), parameters={"dask_demo": False}, kernel_name=execute.DEFAULT_KERNEL,
+                        cwd=str(notebook.parent), progress_bar=False)
+    executed = nbformat.read(out, as_version=4)
+    errors = [o for c in executed.cells if c.cell_type == "code" for o in c.get("outputs", []) if o.output_type == "error"]
+    assert not errors
+    assert "SHA256SUMS" in str(executed.cells)
