@@ -8,7 +8,12 @@ import sys
 
 logger = logging.getLogger(__name__)
 
-DETECTOR_NAMES = ("mtcnn", "retinaface", "dlib-hog", "dlib-mmod", "opencv")
+
+def _detector_names() -> list[str]:
+    """The registered detectors (``--detector`` choices)."""
+    from crowdkit.engine.detect import DETECTORS
+
+    return DETECTORS.names()
 
 
 def _model_names() -> list[str]:
@@ -28,7 +33,7 @@ def _thresholds_help() -> str:
 
         for name in EMBEDDERS.names():
             cls = EMBEDDERS.get(name)
-            thresholds = getattr(cls, "thresholds", None) or {}
+            thresholds = cls.thresholds
             shown = ", ".join(f"{metric} {value:g}" for metric, value in sorted(thresholds.items()))
             lines.append(f"  {name}: {shown or '(none)'}")
     except Exception as error:  # noqa: BLE001
@@ -39,6 +44,7 @@ def _thresholds_help() -> str:
 def register(subparsers: argparse._SubParsersAction) -> None:
     from crowdkit.engine.match import METRICS
 
+    detectors = _detector_names()
     find = subparsers.add_parser(
         "find",
         help="search a folder of photos or a video for the person in the query photo(s)",
@@ -51,7 +57,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                       help="photo of the person searched for (repeat for several photos of the same person)")
     find.add_argument("--gallery", required=True, metavar="DIR_OR_VIDEO",
                       help="folder of images (searched recursively) or a video file")
-    find.add_argument("--detector", default="mtcnn", choices=DETECTOR_NAMES, help="face detector (default mtcnn)")
+    find.add_argument("--detector", default="mtcnn", choices=detectors, help="face detector (default mtcnn)")
     find.add_argument("--model", default="dlib", choices=_model_names(), help="embedding model (default dlib)")
     find.add_argument("--metric", default="cosine", choices=METRICS, help="distance (default cosine)")
     find.add_argument("--threshold", type=float, default=None,
@@ -73,7 +79,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     extract.add_argument("--gallery", required=True, metavar="DIR_OR_VIDEO",
                          help="folder of images (searched recursively), an image or a video file")
     extract.add_argument("--out", required=True, metavar="DIR", help="folder for the crops and the manifest")
-    extract.add_argument("--detector", default="opencv", choices=DETECTOR_NAMES, help="face detector (default opencv)")
+    extract.add_argument("--detector", default="opencv", choices=detectors, help="face detector (default opencv)")
     extract.add_argument("--margin", type=float, default=0.2,
                          help="grow each box by this fraction of its size on every side (default 0.2)")
     extract.add_argument("--stride", type=int, default=1, help="for a video: every N-th frame (default 1)")
@@ -88,7 +94,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     verify.add_argument("a", metavar="A.jpg")
     verify.add_argument("b", metavar="B.jpg")
     verify.add_argument("--model", default="dlib", choices=_model_names(), help="embedding model (default dlib)")
-    verify.add_argument("--detector", default="mtcnn", choices=DETECTOR_NAMES, help="face detector (default mtcnn)")
+    verify.add_argument("--detector", default="mtcnn", choices=detectors, help="face detector (default mtcnn)")
     verify.add_argument("--metric", default="cosine", choices=METRICS, help="distance (default cosine)")
     verify.add_argument("--threshold", type=float, default=None, help="decision threshold (default: the model's)")
     verify.add_argument("--json", action="store_true", help='print {"distance": ..., "threshold": ..., "verified": ...}')
@@ -97,25 +103,23 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 def _find(args: argparse.Namespace) -> int:
     from crowdkit.common.exceptions import ConfigError
-    from crowdkit.engine.faces import find
     from crowdkit.common.io import atomic_path
+    from crowdkit.engine.faces import find
 
     if not args.out.endswith(".parquet"):
         raise ConfigError(f"--out must name a .parquet file, got {args.out}")
-    table = find(
+    result = find(
         args.query, args.gallery, detector=args.detector, model=args.model, metric=args.metric,
         threshold=args.threshold, stride=args.stride, on_many=args.on_many,
     )
-    attrs = dict(table.attrs)
-    table.attrs = {}  # parquet metadata stays plain; the summary line carries them
     with atomic_path(args.out) as tmp:
-        table.to_parquet(tmp, index=False)
-    source = (f"default for {attrs['model']}/{attrs['metric']}" if attrs["threshold_source"] == "default"
+        result.to_frame().to_parquet(tmp, index=False)
+    source = (f"default for {result.model}/{result.metric}" if result.threshold_source == "default"
               else "given with --threshold")
-    skipped = f", {len(attrs['skipped'])} unreadable file(s) skipped" if attrs["skipped"] else ""
+    skipped = f", {len(result.skipped)} unreadable file(s) skipped" if result.skipped else ""
     print(
-        f"{len(table)} face(s) in {attrs['images']} image(s){skipped}; {int(table['decision'].sum())} match(es) "
-        f"at {attrs['metric']} threshold {attrs['threshold']:g} ({source}); wrote {args.out}"
+        f"{len(result)} face(s) in {result.images} image(s){skipped}; {result.match_count} match(es) "
+        f"at {result.metric} threshold {result.threshold:g} ({source}); wrote {args.out}"
     )
     return 0
 

@@ -1,4 +1,4 @@
-"""Small file helpers every stage shares: atomic writes, hashing, image reading."""
+"""Small file helpers every stage shares: atomic writes, hashing, image reading and format checks."""
 from __future__ import annotations
 
 import hashlib
@@ -11,7 +11,7 @@ from typing import Any, Iterator
 
 import numpy as np
 
-from crowdkit.common.exceptions import ImageReadError
+from crowdkit.common.exceptions import ImageReadError, InvalidImageError
 
 IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".bmp", ".pgm", ".ppm", ".tif", ".tiff", ".webp"}
 
@@ -86,3 +86,35 @@ def list_images(folder: str | os.PathLike) -> list[Path]:
     """Image files under ``folder`` (recursive), sorted, by suffix."""
     folder = Path(folder)
     return sorted(p for p in folder.rglob("*") if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES)
+
+
+def ensure_rgb(image: Any) -> np.ndarray:
+    """Return ``image`` as a C-contiguous RGB ``uint8`` array of shape (H, W, 3).
+
+    Greyscale (H, W) or (H, W, 1) is repeated over three channels and RGBA
+    (H, W, 4) loses its alpha channel. Anything else raises
+    :class:`~crowdkit.common.exceptions.InvalidImageError` saying what was expected.
+    """
+    if not isinstance(image, np.ndarray):
+        raise InvalidImageError(
+            f"expected an RGB uint8 numpy array of shape (H, W, 3), got {type(image).__name__}; "
+            "read files with crowdkit.common.io.read_image(path)"
+        )
+    if image.dtype != np.uint8:
+        raise InvalidImageError(
+            f"expected an image of dtype uint8, got {image.dtype}; convert with "
+            "np.clip(image * 255, 0, 255).astype(np.uint8) for floats in [0, 1]"
+        )
+    if image.ndim == 2:
+        image = image[:, :, None]
+    if image.ndim != 3 or image.shape[2] not in (1, 3, 4):
+        raise InvalidImageError(
+            f"expected an image of shape (H, W, 3) (RGB), (H, W) (grey) or (H, W, 4) (RGBA), got {image.shape}"
+        )
+    if image.shape[0] == 0 or image.shape[1] == 0:
+        raise InvalidImageError(f"the image is empty (shape {image.shape})")
+    if image.shape[2] == 1:
+        image = np.repeat(image, 3, axis=2)
+    elif image.shape[2] == 4:
+        image = image[:, :, :3]
+    return np.ascontiguousarray(image)

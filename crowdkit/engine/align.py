@@ -37,8 +37,8 @@ from typing import Sequence
 
 import numpy as np
 
-from crowdkit.engine.detect import ensure_rgb
 from crowdkit.common.exceptions import ConfigError, InvalidImageError
+from crowdkit.common.io import ensure_rgb
 
 
 @dataclass(frozen=True, eq=False)
@@ -267,7 +267,7 @@ def _mean_margin_crop_landmarks(images: Sequence[np.ndarray], detector, *, margi
                                 crop_size: int = 182, output_size: int = 160) -> np.ndarray:
     """Mean position of the top face's landmarks inside its :func:`margin_crop` (how FACENET_POINTS was measured).
 
-    ``detector`` is a :class:`crowdkit.engine.detect.Detector` (facenet-pytorch's MTCNN for FACENET_POINTS).
+    ``detector`` is a :class:`crowdkit.engine.detection.Detector` (facenet-pytorch's MTCNN for FACENET_POINTS).
     """
     rows = []
     for image in images:

@@ -9,7 +9,7 @@ cold
     packages are imported before. Both search the same folder of extracted
     face crops: DeepFace.find detects a face in every crop again (as the
     study did); crowdkit reuses the detections recorded in the folder's
-    manifest (:mod:`crowdkit.engine.extract`) and embeds on all cores.
+    manifest (:mod:`crowdkit.engine.manifest`) and embeds on all cores.
 warm
     a *new* query photo against the gallery both have cached, same process;
     the median over ``warm_queries`` (3) such photos. Its floor is one dlib
@@ -26,19 +26,10 @@ agreement
     we report the largest |Δ cosine distance| and the fraction of gallery faces
     on which both take the same decision at the threshold.
 
-The gallery is built the study's way from LFW's deep-funneled images
-(250 × 250, face centred): :func:`crowdkit.engine.extract.extract_faces` with the
-benchmark's detector writes each detected face as a JPEG crop, plus the
-manifest, into a work folder under ``config.cache_dir("bench")`` (never into
-the repository); its time is printed on its own line and timed in neither
-cold run. The query photos are the central ``crop`` square of held-out photos.
-The query person is the first LFW identity (sorted) with at least 8
-photos; four of their photos are kept out of the gallery (the cold query and
-three warm ones); up to 8 others are in the gallery.
+The gallery and the query photos are built by :mod:`crowdkit.engine.bench_gallery`.
 """
 from __future__ import annotations
 
-import json
 import logging
 import os
 import shutil
@@ -50,26 +41,14 @@ from typing import Iterator
 
 import numpy as np
 
-from crowdkit.common import config
-from crowdkit.common.exceptions import ConfigError
-from crowdkit.common.io import atomic_path, write_json_atomic
+from crowdkit.engine.backends import resolve_embedder
+from crowdkit.engine.bench_gallery import BenchGallery, build_lfw_gallery, default_workdir
+from crowdkit.engine.embed import get_embedder
+from crowdkit.engine.faces import embed_query, find, forget
+from crowdkit.engine.match import pairwise_distances
+from crowdkit.engine.pipeline import FaceSet, detect_and_embed
 
 logger = logging.getLogger(__name__)
-
-
-@dataclass(frozen=True)
-class BenchGallery:
-    """The benchmark's files: a gallery folder and two query photos of a person also in it."""
-
-    folder: Path
-    query_cold: Path
-    queries_warm: tuple[Path, ...]
-    identity: str
-    images: int
-    identities: int
-    crop: tuple[int, int]
-    photos: int = 0
-    extract_s: float = float("nan")
 
 
 @dataclass(frozen=True)
@@ -170,95 +149,6 @@ class FindBenchmark:
         return lines
 
 
-# --------------------------------------------------------------------------- the gallery
-
-def default_workdir() -> Path:
-    return config.cache_dir("bench")
-
-
-def build_lfw_gallery(
-    workdir: str | os.PathLike,
-    *,
-    faces: int = 1000,
-    detector: str = "opencv",
-    crop: tuple[int, int] = (50, 200),
-    per_identity: int = 4,
-    warm_queries: int = 3,
-    progress: bool = False,
-) -> BenchGallery:
-    """Extract the faces of ``faces`` LFW photos into ``workdir/gallery-…/`` the study's way (reused when complete).
-
-    The gallery is what :func:`crowdkit.engine.extract.extract_faces` writes with
-    ``detector`` over the chosen LFW deep-funneled photos: one JPEG crop per
-    detected face (person sub-folders kept) plus the manifest of the
-    detections. The query photos are the central ``crop`` square of the query
-    person's held-out photos, written to ``workdir/queries``.
-
-    Parameters
-    ----------
-    faces : LFW photos to extract faces from (the gallery holds about as many crops)
-    crop : (start, stop) of the central square cut from each 250 × 250 query photo
-    per_identity : most photos per identity, so the gallery has many people
-    warm_queries : photos of the query person kept out of the gallery for the warm runs (besides the cold query)
-    """
-    import cv2
-
-    from crowdkit.engine.extract import MANIFEST_NAME, extract_faces
-
-    if faces < 10:
-        raise ConfigError(f"the benchmark gallery needs at least 10 faces, got {faces}")
-    lfw = config.data_path("lfw", "images_deepfunneled")
-    workdir = Path(workdir)
-    folder = workdir / f"gallery-{faces}-{detector}-extracted-q{1 + warm_queries}"
-    queries = workdir / "queries"
-    manifest = folder.parent / (folder.name + ".json")
-    if manifest.is_file():
-        info = json.loads(manifest.read_text())
-        if (folder / MANIFEST_NAME).is_file() and all((folder / name).is_file() for name in info["files"]):
-            return BenchGallery(folder, Path(info["query_cold"]), tuple(Path(q) for q in info["queries_warm"]),
-                                info["identity"], len(info["files"]), info["identities"], tuple(crop),
-                                info["photos"], info["extract_s"])
-
-    people = sorted(p for p in lfw.iterdir() if p.is_dir())
-    photos = {p.name: sorted(p.glob("*.jpg")) for p in people}
-    identity = next(name for name in sorted(photos) if len(photos[name]) >= 5 + warm_queries)
-    query_photos = photos[identity][:1 + warm_queries]
-    chosen = [(identity, p) for p in photos[identity][1 + warm_queries:9 + warm_queries]]
-    for name in sorted(photos):
-        if len(chosen) >= faces:
-            break
-        if name != identity:
-            chosen.extend((name, p) for p in photos[name][:per_identity])
-    chosen = chosen[:faces]
-    if len(chosen) < faces:
-        raise ConfigError(f"LFW at {lfw} has only {len(chosen)} photos; asked for {faces}")
-
-    if folder.exists():
-        shutil.rmtree(folder)
-    start = time.perf_counter()
-    extraction = extract_faces([p for _, p in chosen], folder, detector=detector, progress=progress)
-    extract_s = time.perf_counter() - start
-    files = [row.file for row in extraction.faces]
-    identities = len({Path(name).parent.name for name in files})
-
-    query_paths = [queries / q.name for q in query_photos]
-    for src, dst in zip(query_photos, query_paths):
-        image = cv2.imread(str(src), cv2.IMREAD_COLOR)
-        if image is None:
-            raise ConfigError(f"could not read {src}")
-        dst.parent.mkdir(parents=True, exist_ok=True)
-        with atomic_path(dst) as tmp:
-            ok, data = cv2.imencode(".jpg", image[crop[0]:crop[1], crop[0]:crop[1]], [cv2.IMWRITE_JPEG_QUALITY, 95])
-            tmp.write_bytes(data.tobytes())
-    write_json_atomic(manifest, {
-        "files": files, "identity": identity, "identities": identities, "photos": len(chosen),
-        "extract_s": extract_s, "detector": detector,
-        "query_cold": str(query_paths[0]), "queries_warm": [str(q) for q in query_paths[1:]], "crop": list(crop),
-    })
-    return BenchGallery(folder, query_paths[0], tuple(query_paths[1:]), identity, len(files), identities,
-                        tuple(crop), len(chosen), extract_s)
-
-
 # --------------------------------------------------------------------------- helpers
 
 class _Stopwatch:
@@ -350,24 +240,96 @@ def _deepface_embed(chips_rgb: np.ndarray, batch: int = 64) -> np.ndarray:
     return np.stack(out)
 
 
-def _single_worker_embedder():
-    """crowdkit's dlib embedder restricted to one worker (the bare-inference measurement)."""
-    from crowdkit.engine.embed import get_embedder
+@dataclass(frozen=True)
+class _Timing:
+    """Wall and CPU seconds of one measured step (a median where it was repeated)."""
 
-    for option in ("workers", "n_workers", "num_workers", "processes"):
-        try:
-            return get_embedder("dlib", **{option: 1})
-        except (TypeError, ConfigError):
-            continue
-    return get_embedder("dlib")
+    wall_s: float
+    cpu_s: float
+
+    @classmethod
+    def median(cls, runs: list[tuple[float, float]]) -> "_Timing":
+        wall, cpu = (float(np.median(v)) for v in zip(*runs))
+        return cls(wall, cpu)
 
 
-def _cores_used(embedder: object) -> int:
-    for option in ("workers", "n_workers", "num_workers", "processes"):
-        value = getattr(embedder, option, None)
-        if isinstance(value, int) and value > 0:
-            return value
-    return os.cpu_count() or 1
+@dataclass(frozen=True)
+class _CrowdkitRun:
+    """crowdkit's cold and warm find, and the chips it aligned (for bare inference and agreement)."""
+
+    cold: _Timing
+    warm: _Timing
+    threshold: float
+    gallery: FaceSet
+    query: FaceSet
+    cores: int
+
+
+def _time_deepface(bench: BenchGallery, detector: str) -> tuple[_Timing, _Timing, int]:
+    """DeepFace.find cold (no representations datastore), then warm; and the faces in its datastore."""
+    for stale in bench.folder.glob("ds_model_*"):
+        stale.unlink()
+    for stale in bench.folder.glob("representations_*.pkl"):
+        stale.unlink()
+    logger.info("DeepFace.find cold over %d images (this takes a few minutes)", bench.images)
+    cold = _Timing(*_deepface_find(bench.query_cold, bench.folder, detector))
+    warm = _Timing.median([_deepface_find(q, bench.folder, detector) for q in bench.queries_warm])
+    return cold, warm, _deepface_rows(bench.folder)
+
+
+def _time_crowdkit(bench: BenchGallery, detector: str, home: Path, progress: bool) -> _CrowdkitRun:
+    """crowdkit cold: a fresh home (empty caches), models not yet built, nothing remembered in memory; then warm."""
+    if home.exists():
+        shutil.rmtree(home)
+    with _crowdkit_home(home):
+        forget()
+        watch = _Stopwatch()
+        cold_result = find([bench.query_cold], bench.folder, detector=detector, model="dlib", metric="cosine",
+                           progress=progress)
+        resolve_embedder("dlib").close()  # reap the workers so their CPU time is counted
+        cold = _Timing(*watch.stop())
+        warm = []
+        for query_photo in bench.queries_warm:
+            watch = _Stopwatch()
+            find([query_photo], bench.folder, detector=detector, model="dlib", metric="cosine", progress=False)
+            warm.append(watch.stop())
+        # The aligned chips crowdkit produced (from its cache: detections are not recomputed).
+        embedder = resolve_embedder("dlib")
+        gallery = detect_and_embed(bench.folder, detector=detector, embedder=embedder, return_chips=True,
+                                   progress=False)
+        query = embed_query(bench.queries_warm[0], detector=detector, embedder=embedder, return_chips=True)
+    return _CrowdkitRun(cold, _Timing.median(warm), cold_result.threshold, gallery, query, embedder.workers)
+
+
+def _time_bare_inference(gallery: FaceSet, query: FaceSet) -> tuple[float, _Timing]:
+    """(floor: one forward pass on the query chip, the gallery's chips) with crowdkit's dlib on one worker."""
+    logger.info("bare inference: dlib on %d chips, one worker", len(gallery))
+    single = get_embedder("dlib", workers=1)
+    single.embed(gallery.chips[:1])  # load the model outside the timing
+    floors = []
+    for _ in range(5):
+        watch = _Stopwatch()
+        single.embed(query.chips)
+        floors.append(watch.stop()[0])
+    watch = _Stopwatch()
+    bare = single.embed(gallery.chips)
+    timing = _Timing(*watch.stop())
+    if not np.allclose(bare, gallery.embeddings, atol=1e-4):
+        logger.warning("the single-worker embeddings differ from the cached ones (max %.2e)",
+                       float(np.max(np.abs(bare - gallery.embeddings))))
+    return float(np.median(floors)), timing
+
+
+def _agreement(gallery: FaceSet, query: FaceSet, threshold: float) -> tuple[float, float]:
+    """(max |Δ cosine distance|, fraction of same decisions) of deepface's Dlib client and crowdkit's on the same chips."""
+    logger.info("agreement: deepface's Dlib client on the same %d chips", len(gallery))
+    theirs_gallery = _deepface_embed(gallery.chips)
+    theirs_query = _deepface_embed(query.chips)
+    ours = pairwise_distances(query.embeddings, gallery.embeddings, metric="cosine")[0]
+    theirs = pairwise_distances(theirs_query, theirs_gallery, metric="cosine")[0]
+    delta = float(np.max(np.abs(ours - theirs))) if len(ours) else float("nan")
+    agreement = float(np.mean((ours <= threshold) == (theirs <= threshold))) if len(ours) else float("nan")
+    return delta, agreement
 
 
 # --------------------------------------------------------------------------- the benchmark
@@ -380,9 +342,6 @@ def run_find_benchmark(
     progress: bool = True,
 ) -> FindBenchmark:
     """Build the gallery (or reuse it) and time both implementations; see the module docstring."""
-    from crowdkit.engine import faces as faces_mod
-    from crowdkit.engine.match import pairwise_distances
-
     if detector != "opencv":
         logger.warning("deepface's %r and crowdkit's %r may not be the same detector; 'opencv' (Haar) is in both",
                        detector, detector)
@@ -396,77 +355,19 @@ def run_find_benchmark(
     from deepface import DeepFace  # noqa: F401 - imported before any timing (TensorFlow start-up)
     import pandas  # noqa: F401
 
-    # DeepFace cold: no representations datastore in the gallery folder.
-    for stale in bench.folder.glob("ds_model_*"):
-        stale.unlink()
-    for stale in bench.folder.glob("representations_*.pkl"):
-        stale.unlink()
-    logger.info("DeepFace.find cold over %d images (this takes a few minutes)", bench.images)
     load_before = _load_average()
-    deepface_cold, deepface_cold_cpu = _deepface_find(bench.query_cold, bench.folder, detector)
-    warm = [_deepface_find(q, bench.folder, detector) for q in bench.queries_warm]
-    deepface_warm, deepface_warm_cpu = (float(np.median(v)) for v in zip(*warm))
-    faces_deepface = _deepface_rows(bench.folder)
-
-    # crowdkit cold: a fresh home (empty caches), models not yet built, nothing remembered in memory.
-    home = workdir / "crowdkit-home"
-    if home.exists():
-        shutil.rmtree(home)
-    with _crowdkit_home(home):
-        faces_mod.forget()
-        watch = _Stopwatch()
-        cold_table = faces_mod.find([bench.query_cold], bench.folder, detector=detector, model="dlib",
-                                    metric="cosine", progress=progress)
-        faces_mod.resolve_embedder("dlib").close()  # reap the workers so their CPU time is counted
-        crowdkit_cold, crowdkit_cold_cpu = watch.stop()
-        warm = []
-        for query_photo in bench.queries_warm:
-            watch = _Stopwatch()
-            faces_mod.find([query_photo], bench.folder, detector=detector, model="dlib", metric="cosine",
-                           progress=False)
-            warm.append(watch.stop())
-        crowdkit_warm, crowdkit_warm_cpu = (float(np.median(v)) for v in zip(*warm))
-
-        # The aligned chips crowdkit produced (from its cache: detections are not recomputed).
-        embedder = faces_mod.resolve_embedder("dlib")
-        gallery = faces_mod.detect_and_embed(bench.folder, detector=detector, embedder=embedder,
-                                             return_chips=True, progress=False)
-        query = faces_mod.embed_query(bench.queries_warm[0], detector=detector, embedder=embedder, return_chips=True)
-    threshold = float(cold_table["threshold"].iloc[0])
-    cores = _cores_used(embedder)
-
-    logger.info("bare inference: dlib on %d chips, one worker", len(gallery))
-    single = _single_worker_embedder()
-    single.embed(gallery.chips[:1])  # load the model outside the timing
-    floors = []
-    for _ in range(5):
-        watch = _Stopwatch()
-        single.embed(query.chips)
-        floors.append(watch.stop()[0])
-    floor = float(np.median(floors))
-    watch = _Stopwatch()
-    bare = single.embed(gallery.chips)
-    bare_inference, bare_cpu = watch.stop()
-
-    logger.info("agreement: deepface's Dlib client on the same %d chips", len(gallery))
-    theirs_gallery = _deepface_embed(gallery.chips)
-    theirs_query = _deepface_embed(query.chips)
-    ours = pairwise_distances(query.embeddings, gallery.embeddings, metric="cosine")[0]
-    theirs = pairwise_distances(theirs_query, theirs_gallery, metric="cosine")[0]
-    delta = float(np.max(np.abs(ours - theirs))) if len(ours) else float("nan")
-    agreement = float(np.mean((ours <= threshold) == (theirs <= threshold))) if len(ours) else float("nan")
-    if not np.allclose(bare, gallery.embeddings, atol=1e-4):
-        logger.warning("the single-worker embeddings differ from the cached ones (max %.2e)",
-                       float(np.max(np.abs(bare - gallery.embeddings))))
-
+    deepface_cold, deepface_warm, faces_deepface = _time_deepface(bench, detector)
+    ours = _time_crowdkit(bench, detector, workdir / "crowdkit-home", progress)
+    floor, bare = _time_bare_inference(ours.gallery, ours.query)
+    delta, agreement = _agreement(ours.gallery, ours.query, ours.threshold)
     return FindBenchmark(
-        images=bench.images, faces_crowdkit=len(gallery), faces_deepface=faces_deepface, detector=detector,
-        deepface_cold_s=deepface_cold, deepface_warm_s=deepface_warm,
-        crowdkit_cold_s=crowdkit_cold, crowdkit_warm_s=crowdkit_warm,
-        bare_inference_s=bare_inference, cores_used=cores,
-        max_abs_delta_distance=delta, agreement=agreement, threshold=threshold,
-        cpu_s={"deepface_cold": deepface_cold_cpu, "deepface_warm": deepface_warm_cpu,
-               "crowdkit_cold": crowdkit_cold_cpu, "crowdkit_warm": crowdkit_warm_cpu, "bare_inference": bare_cpu},
+        images=bench.images, faces_crowdkit=len(ours.gallery), faces_deepface=faces_deepface, detector=detector,
+        deepface_cold_s=deepface_cold.wall_s, deepface_warm_s=deepface_warm.wall_s,
+        crowdkit_cold_s=ours.cold.wall_s, crowdkit_warm_s=ours.warm.wall_s,
+        bare_inference_s=bare.wall_s, cores_used=ours.cores,
+        max_abs_delta_distance=delta, agreement=agreement, threshold=ours.threshold,
+        cpu_s={"deepface_cold": deepface_cold.cpu_s, "deepface_warm": deepface_warm.cpu_s,
+               "crowdkit_cold": ours.cold.cpu_s, "crowdkit_warm": ours.warm.cpu_s, "bare_inference": bare.cpu_s},
         load_average=f"{load_before} before, {_load_average()} after",
         photos=bench.photos, extract_s=bench.extract_s, floor_s=floor,
     )

@@ -36,7 +36,8 @@ METRICS = ("cosine", "euclidean", "euclidean_l2")
 _EPS = 1e-12
 
 
-def _check_metric(metric: str) -> None:
+def check_metric(metric: str) -> None:
+    """Raise :class:`ConfigError` naming the known metrics unless ``metric`` is one of :data:`METRICS`."""
     if metric not in METRICS:
         raise ConfigError(f"unknown metric {metric!r}; known metrics: {', '.join(METRICS)}")
 
@@ -70,7 +71,7 @@ def pairwise_distances(a: np.ndarray, b: np.ndarray, *, metric: str) -> np.ndarr
     -------
     float64 array (N, M), never negative.
     """
-    _check_metric(metric)
+    check_metric(metric)
     a = _as_matrix(a, "a")
     b = _as_matrix(b, "b")
     if a.shape[1] != b.shape[1]:

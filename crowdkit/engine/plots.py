@@ -13,7 +13,7 @@ if TYPE_CHECKING:  # pragma: no cover
     from matplotlib.axes import Axes
     from matplotlib.figure import Figure
 
-    from crowdkit.engine.detect import Detection
+    from crowdkit.engine.detection import Detection
 
 #: Colours of the five landmarks (eyes, nose, mouth corners), in Detection.landmarks order.
 LANDMARK_COLOURS = ("#1f77b4", "#1f77b4", "#2ca02c", "#d62728", "#d62728")
@@ -96,16 +96,6 @@ def thumbnail_grid(
         fig.suptitle(title, fontsize=10)
     fig.tight_layout()
     return fig
-
-
-def crop_box(image: np.ndarray, box: Sequence[float], *, pad: float = 0.15) -> np.ndarray:
-    """The part of ``image`` inside ``box`` (x1, y1, x2, y2), enlarged by ``pad`` of its size on each side."""
-    x1, y1, x2, y2 = (float(v) for v in box)
-    dx, dy = (x2 - x1) * pad, (y2 - y1) * pad
-    h, w = image.shape[:2]
-    left, top = max(0, int(x1 - dx)), max(0, int(y1 - dy))
-    right, bottom = min(w, int(np.ceil(x2 + dx))), min(h, int(np.ceil(y2 + dy)))
-    return image[top:max(bottom, top + 1), left:max(right, left + 1)]
 
 
 def distance_strip(

@@ -121,6 +121,28 @@ def video_info(path: str | os.PathLike) -> VideoInfo:
     return info
 
 
+def _check_range(stride: Any, start: Any, stop: Any) -> None:
+    """ConfigError unless stride ≥ 1, start ≥ 0 and stop is None or ≥ 0 (all integers)."""
+    for name, value, minimum in (("stride", stride, 1), ("start", start, 0)):
+        if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < minimum:
+            raise ConfigError(f"{name} must be an integer ≥ {minimum}, got {value!r}")
+    if stop is not None and (isinstance(stop, bool) or not isinstance(stop, (int, np.integer)) or stop < 0):
+        raise ConfigError(f"stop must be None or an integer ≥ 0, got {stop!r}")
+
+
+def _check_stream_end(path: Path, index: int, info: VideoInfo) -> None:
+    """The stream ended at frame ``index``: fine within :data:`FRAME_COUNT_SLACK` of the header's count, else an error."""
+    if index == 0:
+        raise VideoReadError(f"cannot decode the first frame of {path}; {_CHECK}")
+    missing = info.frame_count - index
+    if missing > FRAME_COUNT_SLACK:
+        raise VideoReadError(
+            f"video {path} ends at frame {index} but its header promises {info.frame_count} "
+            f"frames: the file is truncated or corrupt; {_CHECK}"
+        )
+    logger.debug("%s: stream ended at frame %d of %d announced", path, index, info.frame_count)
+
+
 def iter_frames(path: str | os.PathLike, *, stride: int = 1, start: int = 0,
                 stop: int | None = None) -> Iterator[Frame]:
     """Yield frames ``start, start + stride, …`` (before ``stop``) of the video at ``path`` as RGB.
@@ -152,12 +174,7 @@ def iter_frames(path: str | os.PathLike, *, stride: int = 1, start: int = 0,
     """
     import cv2
 
-    for name, value, minimum in (("stride", stride, 1), ("start", start, 0)):
-        if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < minimum:
-            raise ConfigError(f"{name} must be an integer ≥ {minimum}, got {value!r}")
-    if stop is not None and (isinstance(stop, bool) or not isinstance(stop, (int, np.integer)) or stop < 0):
-        raise ConfigError(f"stop must be None or an integer ≥ 0, got {stop!r}")
-
+    _check_range(stride, start, stop)
     capture, info, path = _open(path)
     try:
         end = info.frame_count if stop is None else min(int(stop), info.frame_count)
@@ -170,15 +187,7 @@ def iter_frames(path: str | os.PathLike, *, stride: int = 1, start: int = 0,
                 ok, image = capture.retrieve()
                 ok = ok and image is not None
             if not ok:
-                if index == 0:
-                    raise VideoReadError(f"cannot decode the first frame of {path}; {_CHECK}")
-                missing = info.frame_count - index
-                if missing > FRAME_COUNT_SLACK:
-                    raise VideoReadError(
-                        f"video {path} ends at frame {index} but its header promises {info.frame_count} "
-                        f"frames: the file is truncated or corrupt; {_CHECK}"
-                    )
-                logger.debug("%s: stream ended at frame %d of %d announced", path, index, info.frame_count)
+                _check_stream_end(path, index, info)
                 return
             if wanted:
                 timestamp = index / info.fps if info.fps > 0 else float("nan")

@@ -15,7 +15,8 @@ from crowdkit.engine.align import (
     margin_crop,
     similarity_transform,
 )
-from crowdkit.engine.detect import Detection, get_detector
+from crowdkit.engine.detect import get_detector
+from crowdkit.engine.detection import Detection
 from crowdkit.common.exceptions import ConfigError, InvalidImageError
 from crowdkit.common.io import read_image
 

@@ -5,9 +5,10 @@ import re
 
 import pytest
 
-from crowdkit.engine.bench import FindBenchmark, build_lfw_gallery
-from crowdkit.engine.extract import read_manifest
 from crowdkit.common.io import list_images, read_image
+from crowdkit.engine.bench import FindBenchmark
+from crowdkit.engine.bench_gallery import build_lfw_gallery
+from crowdkit.engine.manifest import read_manifest
 
 
 def test_lfw_gallery_is_extracted_and_keeps_the_query_photos_out(tmp_path, lfw_dir, isolated_home):

@@ -6,7 +6,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from crowdkit.engine.detect import DETECTORS, Detection, Detector, ensure_rgb, get_detector
+from crowdkit.engine.detect import DETECTORS, get_detector
+from crowdkit.engine.detection import Detection, Detector
 from crowdkit.common.exceptions import ConfigError, InvalidImageError, UnknownBackendError, WeightsMissingError
 from crowdkit.common.io import read_image
 
@@ -115,15 +116,6 @@ def test_wrong_dtype_or_shape_is_a_clear_error(bad) -> None:
     assert "expected" in str(caught.value) or "empty" in str(caught.value)
 
 
-def test_ensure_rgb_conversions() -> None:
-    grey = np.arange(12, dtype=np.uint8).reshape(3, 4)
-    assert ensure_rgb(grey).shape == (3, 4, 3)
-    np.testing.assert_array_equal(ensure_rgb(grey)[:, :, 2], grey)
-    rgba = np.zeros((3, 4, 4), np.uint8)
-    assert ensure_rgb(rgba).shape == (3, 4, 3)
-    assert ensure_rgb(rgba).flags["C_CONTIGUOUS"]
-
-
 def test_mtcnn_batch_matches_single_images(two_people: np.ndarray, group: np.ndarray) -> None:
     mtcnn = detector("mtcnn")
     mirrored = np.ascontiguousarray(two_people[:, ::-1])
@@ -168,6 +160,12 @@ def test_options_name_what_decides_the_detections() -> None:
     assert detector("mtcnn").options == {"min_face_size": 20, "thresholds": (0.6, 0.7, 0.7), "factor": 0.709}
     assert get_detector("dlib-hog", upsample=0).options == {"upsample": 0, "threshold": 0.0}
     assert "min_neighbors=5" in repr(detector("opencv"))
+
+
+def test_cache_id_is_the_name_and_the_options_that_decide_the_detections() -> None:
+    assert detector("mtcnn").cache_id == "mtcnn(factor=0.709,min_face_size=20,thresholds=(0.6, 0.7, 0.7))"
+    assert get_detector("dlib-hog", upsample=0).cache_id == "dlib-hog(threshold=0.0,upsample=0)"
+    assert get_detector("dlib-mmod", batch_size=2).cache_id == get_detector("dlib-mmod", batch_size=4).cache_id
 
 
 def test_unknown_backend_and_bad_options() -> None:

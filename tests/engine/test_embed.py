@@ -134,6 +134,14 @@ def test_registry_and_contract_attributes():
 
 def test_dlib_version_names_package_and_weights(dlib_embedder):
     assert dlib_embedder.version.startswith("dlib-") and "dlib_face_recognition_resnet_model_v1.dat" in dlib_embedder.version
+    assert dlib_embedder.cache_id == f"dlib@{dlib_embedder.version}/dlib"
+
+
+def test_capabilities_are_declared_on_the_base_class():
+    assert Embedder.workers == 1 and Embedder.max_in_flight == 1 and Embedder.warm_up(None) is None
+    dlib = EMBEDDERS.get("dlib")
+    assert dlib.max_in_flight == 2 and dlib.warm_up is not Embedder.warm_up
+    assert EMBEDDERS.get("facenet").max_in_flight == 1 and EMBEDDERS.get("arcface").warm_up is Embedder.warm_up
 
 
 def test_workers_option():

@@ -9,11 +9,14 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from crowdkit.engine import faces
-from crowdkit.engine.detect import OpenCVHaarDetector
 from crowdkit.common.exceptions import DatasetFormatError
-from crowdkit.engine.extract import MANIFEST_NAME, extract_faces, read_manifest
 from crowdkit.common.io import read_image, sha256_file
+from crowdkit.engine import faces
+from crowdkit.engine.backends import resolve_embedder
+from crowdkit.engine.detect_dlib import OpenCVHaarDetector
+from crowdkit.engine.extract import extract_faces
+from crowdkit.engine.manifest import MANIFEST_NAME, read_manifest
+from crowdkit.engine.pipeline import detect_and_embed
 
 
 class CountingHaar(OpenCVHaarDetector):
@@ -55,7 +58,7 @@ def query(lfw_dir: Path, lfw_photos: Path) -> Path:
 
 @pytest.fixture(scope="module")
 def embedder():
-    return faces.resolve_embedder("dlib")
+    return resolve_embedder("dlib")
 
 
 @pytest.fixture()
@@ -95,13 +98,13 @@ def test_find_reuses_the_recorded_detections(extracted, query, embedder, tmp_pat
     plain = tmp_path / "plain"
     shutil.copytree(extracted.folder, plain, ignore=shutil.ignore_patterns(MANIFEST_NAME))
     redetecting = CountingHaar()
-    redetected = faces.find([query], plain, detector=redetecting, model=embedder, progress=False)
+    redetected = faces.find([query], plain, detector=redetecting, model=embedder, progress=False).to_frame()
     assert redetecting.images == len(extracted.faces) + 1
 
     faces.forget()
     counting = CountingHaar()
-    with caplog.at_level(logging.INFO, logger="crowdkit.engine.faces"):
-        reused = faces.find([query], extracted.folder, detector=counting, model=embedder, progress=False)
+    with caplog.at_level(logging.INFO, logger="crowdkit.engine.pipeline"):
+        reused = faces.find([query], extracted.folder, detector=counting, model=embedder, progress=False).to_frame()
     assert counting.images == 0  # the gallery from the manifest; the query photo from the detection cache
     assert f"reused {len(extracted.faces)} recorded detection" in caplog.text
     assert len(reused) == len(extracted.faces)
@@ -118,10 +121,10 @@ def test_find_reuses_the_recorded_detections(extracted, query, embedder, tmp_pat
 
     # No detector at all for a gallery fully described by its manifest.
     faces.forget()
-    gallery = faces.detect_and_embed(extracted.folder, detector=RefusingHaar(), embedder=embedder, progress=False)
+    gallery = detect_and_embed(extracted.folder, detector=RefusingHaar(), embedder=embedder, progress=False)
     assert len(gallery) == len(extracted.faces)
     np.testing.assert_allclose(
-        gallery.embeddings, faces.detect_and_embed(extracted.folder, detector=CountingHaar(), embedder=embedder,
+        gallery.embeddings, detect_and_embed(extracted.folder, detector=CountingHaar(), embedder=embedder,
                                                    progress=False).embeddings, atol=1e-5)
 
 
@@ -133,7 +136,7 @@ def test_a_modified_crop_is_detected_again(extracted, embedder):
     cv2.imwrite(str(target), image, [cv2.IMWRITE_JPEG_QUALITY, 70])  # other bytes, same face
     faces.forget()
     counting = CountingHaar()
-    gallery = faces.detect_and_embed(extracted.folder, detector=counting, embedder=embedder, progress=False)
+    gallery = detect_and_embed(extracted.folder, detector=counting, embedder=embedder, progress=False)
     assert counting.images == 1
     assert len(gallery) >= len(extracted.faces) - 1
 
@@ -146,7 +149,7 @@ def test_a_manifest_of_another_detector_is_not_used(extracted, embedder):
     path.write_text(json.dumps(document))
     faces.forget()
     counting = CountingHaar()
-    faces.detect_and_embed(extracted.folder, detector=counting, embedder=embedder, progress=False)
+    detect_and_embed(extracted.folder, detector=counting, embedder=embedder, progress=False)
     assert counting.images == len(extracted.faces)
 
 
@@ -173,7 +176,7 @@ def test_a_damaged_manifest_is_a_clear_error_and_the_search_detects_instead(
     faces.forget()
     counting = CountingHaar()
     with caplog.at_level(logging.WARNING):
-        gallery = faces.detect_and_embed(extracted.folder, detector=counting, embedder=embedder, progress=False)
+        gallery = detect_and_embed(extracted.folder, detector=counting, embedder=embedder, progress=False)
     assert "ignoring the face manifest" in caplog.text
     assert counting.images == len(extracted.faces) and len(gallery) >= len(extracted.faces) - 1
 
@@ -191,13 +194,13 @@ def test_an_unchanged_gallery_is_remembered_in_the_process_and_a_changed_one_is_
     import cv2
 
     faces.forget()
-    first = faces.detect_and_embed(extracted.folder, detector="opencv", embedder=embedder, progress=False)
-    second = faces.detect_and_embed(extracted.folder, detector=RefusingHaar(), embedder=embedder, progress=False)
+    first = detect_and_embed(extracted.folder, detector="opencv", embedder=embedder, progress=False)
+    second = detect_and_embed(extracted.folder, detector=RefusingHaar(), embedder=embedder, progress=False)
     assert second.embeddings is first.embeddings and second.faces == first.faces  # no per-file work at all
     source = extracted.folder / extracted.faces[0].file
     cv2.imwrite(str(source.with_name("new.jpg")), cv2.imread(str(source))[:, ::-1])  # a mirrored, new crop
     counting = CountingHaar()
-    again = faces.detect_and_embed(extracted.folder, detector=counting, embedder=embedder, progress=False)
+    again = detect_and_embed(extracted.folder, detector=counting, embedder=embedder, progress=False)
     assert again is not first and counting.images == 1 and again.images == first.images + 1
 
 
@@ -205,11 +208,12 @@ def test_find_with_a_named_detector_gives_what_an_instance_gives_and_names_error
     from crowdkit.common.exceptions import NoFaceError, UnknownBackendError
 
     faces.forget()
-    expected = faces.find([query], extracted.folder, detector=CountingHaar(), model=embedder, progress=False)
+    expected = faces.find([query], extracted.folder, detector=CountingHaar(), model=embedder, progress=False).to_frame()
     faces.forget()
     # batch_size=4: the 12 crops make 3 batches, enough for the embedder's warm-up to start first
-    table = faces.find([query], extracted.folder, detector="opencv", model=embedder, batch_size=4, progress=False)
-    assert table.attrs["detector"] == "opencv"
+    result = faces.find([query], extracted.folder, detector="opencv", model=embedder, batch_size=4, progress=False)
+    table = result.to_frame()
+    assert result.detector == "opencv"
     assert list(table["source"]) == list(expected["source"])
     np.testing.assert_allclose(table["distance"], expected["distance"], atol=1e-6)
 

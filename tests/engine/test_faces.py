@@ -1,4 +1,4 @@
-"""The face pipeline on real photos: find, verify, caching, and bad input."""
+"""Searching on real photos: find (its typed result), verify, query photos, caching, and bad input."""
 from __future__ import annotations
 
 import logging
@@ -8,96 +8,62 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from crowdkit.common.exceptions import AmbiguousFaceError, ConfigError, ImageReadError, NoFaceError
 from crowdkit.engine import faces
-from crowdkit.common.exceptions import (
-    AmbiguousFaceError,
-    ConfigError,
-    EmptyGalleryError,
-    ImageReadError,
-    NoFaceError,
-    VideoReadError,
-)
+from crowdkit.engine.detection import Detector
+from crowdkit.engine.embed import Embedder
+from crowdkit.engine.pipeline import detect_and_embed
 
 
-@pytest.fixture(scope="module")
-def detector():
-    return faces.resolve_detector("mtcnn")
+class CountingDetector(Detector):
+    """A real detector that counts the images it is asked to detect faces in."""
 
+    def __init__(self, inner: Detector) -> None:
+        self._inner, self.calls, self.name = inner, 0, inner.name
 
-@pytest.fixture(scope="module")
-def embedder():
-    return faces.resolve_embedder("dlib")
-
-
-def _shrunk_copy(src: Path, dst: Path, longest: int = 480) -> Path:
-    """The same real photo at most ``longest`` px wide or high (MTCNN on 1,200-px photos takes seconds each)."""
-    import cv2
-
-    image = cv2.imread(str(src), cv2.IMREAD_COLOR)
-    scale = min(1.0, longest / max(image.shape[:2]))
-    small = cv2.resize(image, (round(image.shape[1] * scale), round(image.shape[0] * scale)), interpolation=cv2.INTER_AREA)
-    dst.parent.mkdir(parents=True, exist_ok=True)
-    cv2.imwrite(str(dst), small, [cv2.IMWRITE_JPEG_QUALITY, 92])
-    return dst
-
-
-@pytest.fixture(scope="module")
-def photos(examples_dir: Path, tmp_path_factory) -> Path:
-    """knn_examples (5 people; train: 9 photos, test: a 10th Obama photo) and two_people.jpg, shrunk."""
-    root = tmp_path_factory.mktemp("photos")
-    knn = examples_dir / "knn_examples"
-    for src in sorted((knn / "train").rglob("*.jp*g")):
-        _shrunk_copy(src, root / "train" / src.relative_to(knn / "train"))
-    _shrunk_copy(knn / "test" / "obama1.jpg", root / "obama1.jpg")
-    _shrunk_copy(examples_dir / "two_people.jpg", root / "two_people.jpg")
-    return root
-
-
-@pytest.fixture(scope="module")
-def train_dir(photos: Path) -> Path:
-    return photos / "train"
-
-
-@pytest.fixture(scope="module")
-def obama_query(photos: Path) -> Path:
-    # A photo of Obama that is not in the train folders.
-    return photos / "obama1.jpg"
-
-
-class Counting:
-    """A real backend that counts the images (or chips) it is asked to process."""
-
-    def __init__(self, inner, method: str) -> None:
-        self._inner, self._method, self.calls = inner, method, 0
-        self.name = inner.name
-        for attribute in ("template", "dim", "thresholds", "version", "default_metric"):
-            if hasattr(inner, attribute):
-                setattr(self, attribute, getattr(inner, attribute))
-        self.cache_id = faces._detector_id(inner) if method == "detect_batch" else None
+    @property
+    def cache_id(self) -> str:
+        return self._inner.cache_id
 
     def detect_batch(self, images):
         self.calls += len(images)
         return self._inner.detect_batch(images)
 
+    def _detect(self, image):
+        return self._inner.detect(image)
+
+
+class CountingEmbedder(Embedder):
+    """A real embedder that counts the chips it is asked to embed."""
+
+    def __init__(self, inner: Embedder) -> None:
+        self._inner, self.calls = inner, 0
+        for attribute in ("name", "template", "dim", "thresholds", "version", "default_metric", "workers",
+                          "max_in_flight"):
+            setattr(self, attribute, getattr(inner, attribute))
+
+    def warm_up(self) -> None:
+        self._inner.warm_up()
+
     def embed(self, chips):
         self.calls += len(chips)
         return self._inner.embed(chips)
 
-
-def _cache_files(home: Path) -> dict[str, int]:
-    root = home / "cache" / "faces"
-    return {str(p.relative_to(root)): p.stat().st_mtime_ns for p in root.rglob("*") if p.is_file()}
+    def _embed(self, chips):
+        return self._inner.embed(chips)
 
 
 def test_find_picks_out_obama_and_a_second_run_only_reads_the_cache(
-    isolated_home, detector, embedder, train_dir, obama_query
+    isolated_home, detector, embedder, train_dir, obama_query, cache_files
 ):
     faces.forget()
-    det, emb = Counting(detector, "detect_batch"), Counting(embedder, "embed")
-    table = faces.find([obama_query], train_dir, detector=det, model=emb, progress=False)
+    det, emb = CountingDetector(detector), CountingEmbedder(embedder)
+    result = faces.find([obama_query], train_dir, detector=det, model=emb, progress=False)
+    table = result.to_frame()
 
     assert list(table.columns) == list(faces.FIND_COLUMNS)
-    assert table.attrs["threshold_source"] == "default"
+    assert result.threshold_source == "default" and result.threshold == pytest.approx(embedder.thresholds["cosine"])
+    assert result.queries == (str(obama_query),) and len(result.query_faces) == 1 and len(result) == len(table)
     assert table["threshold"].iloc[0] == pytest.approx(embedder.thresholds["cosine"])
     person = table["source"].map(lambda s: Path(s).parent.name)
     assert set(person) == {"alex_lacamoire", "biden", "kit_harington", "obama", "rose_leslie"}
@@ -110,20 +76,20 @@ def test_find_picks_out_obama_and_a_second_run_only_reads_the_cache(
     first_images, first_chips = det.calls, emb.calls
     assert first_images == 9 + 1 and first_chips == len(table) + 1  # gallery + the query photo (1 face)
 
-    files = _cache_files(isolated_home)
+    files = cache_files(isolated_home)
     assert len(files) >= 2 * 10  # detections and embeddings, one entry per image
 
     # Second run, nothing remembered in memory: everything comes from the disk cache.
     faces.forget()
-    again = faces.find([obama_query], train_dir, detector=det, model=emb, progress=False)
+    again = faces.find([obama_query], train_dir, detector=det, model=emb, progress=False).to_frame()
     assert det.calls == first_images and emb.calls == first_chips
-    assert _cache_files(isolated_home) == files  # nothing rewritten
+    assert cache_files(isolated_home) == files  # nothing rewritten
     np.testing.assert_allclose(again["distance"], table["distance"], atol=1e-6)
 
 
 def test_several_query_photos_take_the_closest(isolated_home, detector, embedder, train_dir, examples_dir, obama_query):
     biden = train_dir / "biden" / "biden.jpg"
-    table = faces.find([obama_query, biden], train_dir, detector=detector, model=embedder, progress=False)
+    table = faces.find([obama_query, biden], train_dir, detector=detector, model=embedder, progress=False).to_frame()
     person = table["source"].map(lambda s: Path(s).parent.name)
     assert table.loc[person == "biden", "closest_query"].eq(str(biden)).all()
     best = table.loc[table.groupby("source")["distance"].idxmin()]
@@ -133,9 +99,10 @@ def test_several_query_photos_take_the_closest(isolated_home, detector, embedder
 
 
 def test_given_threshold_is_recorded(isolated_home, detector, embedder, train_dir, obama_query):
-    table = faces.find([obama_query], train_dir / "obama", detector=detector, model=embedder,
-                       metric="euclidean", threshold=0.01, progress=False)
-    assert table.attrs["threshold_source"] == "given"
+    result = faces.find([obama_query], train_dir / "obama", detector=detector, model=embedder,
+                        metric="euclidean", threshold=0.01, progress=False)
+    table = result.to_frame()
+    assert result.threshold_source == "given" and result.threshold == 0.01 and result.metric == "euclidean"
     assert (table["threshold"] == 0.01).all() and not table["decision"].any()
 
 
@@ -147,14 +114,6 @@ def test_verify_same_and_different_people(isolated_home, detector, embedder, tra
     assert set(same.to_dict()) == {"distance", "threshold", "verified"}
 
 
-def test_detect_and_embed_returns_aligned_chips(isolated_home, detector, embedder, train_dir):
-    result = faces.detect_and_embed(train_dir / "biden", detector=detector, embedder=embedder,
-                                    return_chips=True, progress=False)
-    assert len(result) == 2 and result.images == 2
-    assert result.embeddings.shape == (2, embedder.dim) and result.embeddings.dtype == np.float32
-    assert result.chips.dtype == np.uint8 and result.chips.shape[0] == 2 and result.chips.shape[3] == 3
-
-
 # --------------------------------------------------------------------------- bad input
 
 def test_unreadable_file_in_a_gallery_is_skipped_and_reported(isolated_home, detector, embedder, train_dir, tmp_path,
@@ -163,27 +122,12 @@ def test_unreadable_file_in_a_gallery_is_skipped_and_reported(isolated_home, det
     gallery.mkdir()
     shutil.copy(train_dir / "obama" / "obama2.jpg", gallery / "obama2.jpg")
     (gallery / "broken.jpg").write_bytes(b"this is not a JPEG")
-    with caplog.at_level(logging.WARNING, logger="crowdkit.engine.faces"):
-        table = faces.find([obama_query], gallery, detector=detector, model=embedder, progress=False)
-    assert len(table) == 1 and table["decision"].all()
-    assert len(table.attrs["skipped"]) == 1 and "broken.jpg" in table.attrs["skipped"][0]
+    with caplog.at_level(logging.WARNING, logger="crowdkit.engine.pipeline"):
+        result = faces.find([obama_query], gallery, detector=detector, model=embedder, progress=False)
+    table = result.to_frame()
+    assert len(table) == 1 and table["decision"].all() and result.match_count == 1
+    assert len(result.skipped) == 1 and "broken.jpg" in result.skipped[0]
     assert "broken.jpg" in caplog.text and "skipped 1 unreadable" in caplog.text
-
-
-def test_gallery_of_only_unreadable_files_is_an_error(isolated_home, detector, embedder, tmp_path):
-    gallery = tmp_path / "bad"
-    gallery.mkdir()
-    (gallery / "a.png").write_bytes(b"\x89PNG broken")
-    with pytest.raises(EmptyGalleryError, match="a.png"):
-        faces.detect_and_embed(gallery, detector=detector, embedder=embedder, progress=False)
-
-
-def test_empty_gallery_folder_is_an_error_naming_it(isolated_home, detector, embedder, tmp_path):
-    gallery = tmp_path / "empty"
-    (gallery / "sub").mkdir(parents=True)
-    (gallery / "notes.txt").write_text("no images here")
-    with pytest.raises(EmptyGalleryError, match=str(gallery)):
-        faces.detect_and_embed(gallery, detector=detector, embedder=embedder, progress=False)
 
 
 def test_query_without_a_face_names_file_and_detector(isolated_home, detector, embedder, fixtures_dir):
@@ -207,17 +151,10 @@ def test_query_with_two_faces_largest_or_refuse(isolated_home, detector, embedde
         chosen = faces.embed_query(photo, detector=detector, embedder=embedder, on_many="largest")
     assert len(chosen) == 1 and chosen.embeddings.shape == (1, embedder.dim)
     assert "shows 2 faces; using the largest" in caplog.text and "ignoring 1 other" in caplog.text
-    all_faces = faces.detect_and_embed([photo], detector=detector, embedder=embedder, progress=False)
+    all_faces = detect_and_embed([photo], detector=detector, embedder=embedder, progress=False)
     assert chosen.faces[0].area == max(f.area for f in all_faces.faces)
     with pytest.raises(AmbiguousFaceError, match=r"two_people\.jpg shows 2 faces"):
         faces.embed_query(photo, detector=detector, embedder=embedder, on_many="refuse")
-
-
-def test_corrupt_video_gallery_is_an_error(isolated_home, detector, embedder, tmp_path):
-    video = tmp_path / "clip.mp4"
-    video.write_bytes(np.random.default_rng(0).integers(0, 256, 4096, dtype=np.uint8).tobytes())
-    with pytest.raises(VideoReadError):
-        faces.detect_and_embed(video, detector=detector, embedder=embedder, progress=False)
 
 
 def test_bad_options_fail_before_any_work(isolated_home, detector, embedder, train_dir, obama_query):
@@ -226,26 +163,4 @@ def test_bad_options_fail_before_any_work(isolated_home, detector, embedder, tra
     with pytest.raises(ConfigError, match="on_many"):
         faces.embed_query(obama_query, detector=detector, embedder=embedder, on_many="first")
     with pytest.raises(ConfigError, match="stride"):
-        faces.detect_and_embed(train_dir, detector=detector, embedder=embedder, stride=0)
-
-
-def test_video_gallery_uses_every_nth_frame_and_caches_per_frame(isolated_home, detector, embedder, examples_dir):
-    clip = examples_dir / "short_hamilton_clip.mp4"  # 275 frames, 640×360
-    faces.forget()
-    result = faces.detect_and_embed(clip, detector=detector, embedder=embedder, stride=100, progress=False)
-    assert result.images == 3  # frames 0, 100, 200
-    assert len(result) >= 2
-    assert {f.frame for f in result.faces} <= {0, 100, 200}
-    assert all(f.source == str(clip) for f in result.faces)
-    assert len(_cache_files(isolated_home)) == 2 * 3  # detections + embeddings per frame
-
-
-def test_a_second_search_in_the_same_process_still_skips_the_unreadable_file(isolated_home, detector, embedder,
-                                                                              train_dir, tmp_path):
-    gallery = tmp_path / "gallery"
-    gallery.mkdir()
-    shutil.copy(train_dir / "biden" / "biden.jpg", gallery / "biden.jpg")
-    (gallery / "broken.png").write_bytes(b"\x89PNG\r\n\x1a\n truncated")
-    for _ in range(2):
-        result = faces.detect_and_embed(gallery, detector=detector, embedder=embedder, progress=False)
-        assert result.images == 1 and len(result.skipped) == 1
+        detect_and_embed(train_dir, detector=detector, embedder=embedder, stride=0)

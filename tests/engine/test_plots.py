@@ -8,7 +8,7 @@ matplotlib.use("Agg")
 import numpy as np  # noqa: E402
 
 from crowdkit.engine import plots  # noqa: E402
-from crowdkit.engine.detect import Detection  # noqa: E402
+from crowdkit.engine.detection import Detection  # noqa: E402
 
 
 def test_draw_detections_adds_one_box_and_five_points_per_face():
@@ -27,9 +27,3 @@ def test_thumbnail_grid_layout_captions_and_highlight():
     assert len(axes) == 6  # 2 rows x 3 columns, the last one empty
     assert [ax.get_title() for ax in axes[:5]] == ["#0", "#1", "#2", "#3", "#4"]
     assert axes[0].axison and not axes[1].axison and not axes[5].images
-
-
-def test_crop_box_clips_to_the_image():
-    image = np.arange(100 * 80 * 3, dtype=np.uint8).reshape(100, 80, 3)
-    assert plots.crop_box(image, (10, 10, 30, 50), pad=0).shape == (40, 20, 3)
-    assert plots.crop_box(image, (-5, 90, 200, 120), pad=0).shape[:2] == (10, 80)
