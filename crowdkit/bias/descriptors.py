@@ -31,7 +31,7 @@ import os
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Iterator, Sequence
+from typing import Iterator, Sequence
 
 import numpy as np
 
@@ -187,8 +187,6 @@ def describe_photos(
     save_every : flush the cache after this many new photos (what an interrupted run keeps)
     progress : show a tqdm bar
     """
-    from tqdm.auto import tqdm
-
     workers = int(workers) if workers is not None else (os.cpu_count() or 1)
     if workers < 1:
         raise ConfigError(f"workers must be ≥ 1 or None, got {workers!r}")
@@ -201,39 +199,56 @@ def describe_photos(
     todo = sorted({k: p for k, p in zip(keys, paths) if k not in known}.items())
     if todo:
         logger.info("embedding %d of %d photos with dlib on %d process(es)", len(todo), len(paths), workers)
-        new: dict[str, tuple[np.ndarray, int]] = {}
-        todo_keys = [k for k, _ in todo]
-        bar = tqdm(total=len(todo), desc="dlib descriptors", unit="photo", disable=not progress)
-        pool = None
-        try:
-            if workers == 1 or len(todo) < 2 * chunk_size:
-                embedder = DlibPhotoEmbedder(fallback=fallback)
-                results = (embedder.embed_paths(chunk) for chunk in _chunks([p for _, p in todo], chunk_size))
-            else:
-                import multiprocessing
-
-                # spawn, not fork: the caller may have torch (and its OpenMP threads) running,
-                # which a forked child must not inherit; the workers only import dlib.
-                pool = ProcessPoolExecutor(max_workers=workers, mp_context=multiprocessing.get_context("spawn"),
-                                           initializer=_init_worker, initargs=(fallback,))
-                results = pool.map(_embed_chunk, _chunks([p for _, p in todo], chunk_size))
-            done = 0
-            for embeddings, status in results:
-                for key, vector, code in zip(todo_keys[done:done + len(status)], embeddings, status):
-                    new[key] = (vector, int(code))
-                done += len(status)
-                bar.update(len(status))
-                if len(new) >= save_every:
-                    merge_embedding_table(store, new)
-                    known.update(new)
-                    new = {}
-        finally:
-            bar.close()
-            merge_embedding_table(store, new)  # keep what was computed, also when interrupted
-            known.update(new)
-            if pool is not None:
-                pool.shutdown(wait=True, cancel_futures=True)
+        known.update(_embed_missing(todo, store, fallback=fallback, workers=workers, chunk_size=chunk_size,
+                                    save_every=save_every, progress=progress))
     return PhotoDescriptors(
         np.stack([known[k][0] for k in keys]).astype(np.float32),
         np.array([known[k][1] for k in keys], dtype=np.int8),
     )
+
+
+def _start_embedding(paths: list[str], *, fallback: str, workers: int,
+                     chunk_size: int) -> tuple[ProcessPoolExecutor | None, Iterator[tuple[np.ndarray, np.ndarray]]]:
+    """(pool or None, an iterator of (embeddings, status) per chunk of ``paths``, in order)."""
+    if workers == 1 or len(paths) < 2 * chunk_size:
+        embedder = DlibPhotoEmbedder(fallback=fallback)
+        return None, (embedder.embed_paths(chunk) for chunk in _chunks(paths, chunk_size))
+    import multiprocessing
+
+    # spawn, not fork: the caller may have torch (and its OpenMP threads) running,
+    # which a forked child must not inherit; the workers only import dlib.
+    pool = ProcessPoolExecutor(max_workers=workers, mp_context=multiprocessing.get_context("spawn"),
+                               initializer=_init_worker, initargs=(fallback,))
+    return pool, pool.map(_embed_chunk, _chunks(paths, chunk_size))
+
+
+def _embed_missing(todo: list[tuple[str, str]], store: Path, *, fallback: str, workers: int, chunk_size: int,
+                   save_every: int, progress: bool) -> dict[str, tuple[np.ndarray, int]]:
+    """Embed the (content key, path) pairs of ``todo``, flushing to ``store`` every ``save_every``; returns them all."""
+    from tqdm.auto import tqdm
+
+    computed: dict[str, tuple[np.ndarray, int]] = {}
+    new: dict[str, tuple[np.ndarray, int]] = {}
+    todo_keys = [k for k, _ in todo]
+    bar = tqdm(total=len(todo), desc="dlib descriptors", unit="photo", disable=not progress)
+    pool = None
+    try:
+        pool, results = _start_embedding([p for _, p in todo], fallback=fallback, workers=workers,
+                                         chunk_size=chunk_size)
+        done = 0
+        for embeddings, status in results:
+            for key, vector, code in zip(todo_keys[done:done + len(status)], embeddings, status):
+                new[key] = (vector, int(code))
+            done += len(status)
+            bar.update(len(status))
+            if len(new) >= save_every:
+                merge_embedding_table(store, new)
+                computed.update(new)
+                new = {}
+    finally:
+        bar.close()
+        merge_embedding_table(store, new)  # keep what was computed, also when interrupted
+        computed.update(new)
+        if pool is not None:
+            pool.shutdown(wait=True, cancel_futures=True)
+    return computed

@@ -1,25 +1,14 @@
-"""LFW View 2 verification, per-group error rates, and identity classification on embeddings.
+"""LFW on embeddings: embed the View 2 pairs with dlib or a trained checkpoint, per-group error rates, identification.
 
-The verification protocol follows davidsandberg/facenet's ``lfw.evaluate``
-(``validate_on_lfw``), with the folds taken from ``pairs.txt`` itself:
-
-* 10 folds of 300 same + 300 different pairs, in file order;
-* for each fold, the accuracy threshold is the one that maximises accuracy on
-  the *other nine* folds and is applied, unchanged, to the held-out fold;
-  accuracy is reported as mean ± std over the 10 held-out folds;
-* VAL @ FAR: on the nine training folds the threshold whose false-accept rate
-  equals the target (1e-3) is found by linear interpolation of FAR over the
-  sorted different-pair distances; VAL and FAR are then measured on the
-  held-out fold and averaged;
-* ROC (``sklearn.metrics.roc_curve`` over all pairs, score = −distance), AUC
-  and EER (where FNR = FPR, solved with ``scipy.optimize.brentq``).
-
-A pair is predicted "same person" when its distance is ``<= threshold``.
+The protocol itself (10 folds, accuracy thresholds from the other nine folds,
+VAL @ FAR, ROC, AUC, EER) is :mod:`crowdkit.bias.protocol`, on distances; this
+module produces those distances from images, each unique image embedded once
+and cached.
 
 Typical use::
 
     pairs = embed_lfw_pairs("dlib")                 # cached after the first call
-    result = lfw_protocol(pairs.distances, pairs.issame, pairs.folds)
+    result = pairs.protocol()                       # crowdkit.bias.protocol.LFWResult
     result.accuracy, result.std, result.val, result.auc
 """
 from __future__ import annotations
@@ -32,214 +21,17 @@ from typing import Callable, Mapping, Sequence
 
 import numpy as np
 
+from crowdkit.bias.checkpoints import load_model
+from crowdkit.bias.classifier import CLASSES, EthnicityClassifier
+from crowdkit.bias.descriptors import CENTRE_FALLBACK, METRIC, SECOND_DETECTOR, describe_photos
+from crowdkit.bias.descriptors import VERSION as DLIB_VERSION
+from crowdkit.bias.lookup import sample_images
+from crowdkit.bias.protocol import FAR_TARGET, LFWResult, limit_pairs, lfw_protocol, paired_distances
 from crowdkit.common import config
 from crowdkit.common.cache import merge_embedding_table, read_embedding_table
-# the dlib pipeline's status codes and centre box, re-exported: callers read them from here
-from crowdkit.bias.descriptors import CENTRE_BOX, CENTRE_FALLBACK, FACE_FOUND, NO_FACE, SECOND_DETECTOR  # noqa: F401
-from crowdkit.bias.descriptors import VERSION as DLIB_VERSION
 from crowdkit.common.exceptions import ConfigError, DataNotFoundError
 
 log = logging.getLogger(__name__)
-
-#: The FAR at which VAL (TAR) is reported, as in FaceNet.
-FAR_TARGET = 1e-3
-
-
-# --------------------------------------------------------------------------- distances
-
-def paired_distances(a: np.ndarray, b: np.ndarray, *, metric: str = "euclidean_l2") -> np.ndarray:
-    """Row-wise distance between ``a[i]`` and ``b[i]``; both (N, D). Returns float64 (N,).
-
-    ``metric``: ``"euclidean_l2"`` (euclidean on L2-normalised rows, FaceNet's
-    choice), ``"euclidean"`` (raw, dlib's) or ``"cosine"`` (1 − cos).
-    """
-    a = np.asarray(a, dtype=np.float64)
-    b = np.asarray(b, dtype=np.float64)
-    if a.shape != b.shape or a.ndim != 2:
-        raise ConfigError(f"paired embeddings must both be (N, D), got {a.shape} and {b.shape}")
-    if metric in ("euclidean_l2", "cosine"):
-        a = a / np.maximum(np.linalg.norm(a, axis=1, keepdims=True), 1e-12)
-        b = b / np.maximum(np.linalg.norm(b, axis=1, keepdims=True), 1e-12)
-    if metric == "cosine":
-        return np.clip(1.0 - (a * b).sum(1), 0.0, 2.0)
-    if metric not in ("euclidean", "euclidean_l2"):
-        raise ConfigError(f"unknown metric {metric!r}; known: euclidean_l2, euclidean, cosine")
-    return np.linalg.norm(a - b, axis=1)
-
-
-# --------------------------------------------------------------------------- protocol
-
-@dataclass(frozen=True, eq=False)
-class LFWResult:
-    """LFW verification result (all rates in [0, 1]).
-
-    Attributes
-    ----------
-    accuracy, std : mean and standard deviation of the held-out-fold accuracies.
-    val, val_std, far : VAL (TAR) and the achieved FAR at the ``far_target``
-        threshold, mean over folds (``val_std`` its std).
-    auc, eer : area under the ROC curve and equal error rate, over all pairs.
-    fpr, tpr, roc_thresholds : (K,) ROC points; ``roc_thresholds`` are distances.
-    fold_accuracy, fold_thresholds, fold_val, fold_far, fold_val_thresholds : (n_folds,)
-    threshold : median of the per-fold accuracy thresholds (a single global
-        operating point, used for per-group error rates).
-    val_threshold : median of the per-fold VAL thresholds.
-    """
-
-    accuracy: float
-    std: float
-    val: float
-    val_std: float
-    far: float
-    far_target: float
-    auc: float
-    eer: float
-    threshold: float
-    val_threshold: float
-    n_pairs: int
-    n_folds: int
-    fpr: np.ndarray = field(repr=False)
-    tpr: np.ndarray = field(repr=False)
-    roc_thresholds: np.ndarray = field(repr=False)
-    fold_accuracy: np.ndarray = field(repr=False)
-    fold_thresholds: np.ndarray = field(repr=False)
-    fold_val: np.ndarray = field(repr=False)
-    fold_far: np.ndarray = field(repr=False)
-    fold_val_thresholds: np.ndarray = field(repr=False)
-
-    def summary(self) -> dict[str, float]:
-        """The headline numbers as plain floats (the CLI's JSON line)."""
-        return {
-            "accuracy": float(self.accuracy), "std": float(self.std),
-            "val": float(self.val), "val_std": float(self.val_std),
-            "far": float(self.far), "far_target": float(self.far_target),
-            "auc": float(self.auc), "eer": float(self.eer),
-            "threshold": float(self.threshold), "n_pairs": int(self.n_pairs), "n_folds": int(self.n_folds),
-        }
-
-
-def best_accuracy_threshold(distances: np.ndarray, issame: np.ndarray) -> tuple[float, float]:
-    """The threshold maximising accuracy of ``distance <= t`` ⇒ same, and that accuracy.
-
-    Exact: every midpoint between consecutive sorted distances is tried (plus
-    one below the smallest and one above the largest). Ties go to the smallest
-    threshold, like ``np.argmax`` over FaceNet's grid.
-    """
-    d = np.asarray(distances, dtype=np.float64)
-    same = np.asarray(issame, dtype=bool)
-    order = np.argsort(d, kind="stable")
-    d, same = d[order], same[order]
-    n = len(d)
-    # Accept the first k pairs (k = 0..n): correct = same among first k + different among the rest.
-    same_cum = np.concatenate([[0], np.cumsum(same)])
-    diff_total = n - same.sum()
-    diff_cum = np.arange(n + 1) - same_cum
-    correct = same_cum + (diff_total - diff_cum)
-    # Only cut between distinct distances.
-    valid = np.ones(n + 1, dtype=bool)
-    valid[1:n] = d[1:] > d[:-1]
-    correct = np.where(valid, correct, -1)
-    k = int(np.argmax(correct))
-    if k == 0:
-        t = d[0] - 1e-6
-    elif k == n:
-        t = d[-1] + 1e-6
-    else:
-        t = 0.5 * (d[k - 1] + d[k])
-    return float(t), float(correct[k] / n)
-
-
-def far_threshold(distances: np.ndarray, issame: np.ndarray, far_target: float = FAR_TARGET) -> float:
-    """The distance threshold whose false-accept rate is ``far_target``, by linear interpolation.
-
-    FAR(t) = fraction of different pairs with distance <= t. With the
-    different-pair distances sorted, FAR(d_(i)) = i / m; the target is
-    interpolated between those points, with FAR = 0 just below d_(1). As in
-    FaceNet, when the target lies below every reachable FAR the threshold is
-    the one where FAR = 0.
-    """
-    d = np.asarray(distances, dtype=np.float64)
-    diff = np.sort(d[~np.asarray(issame, dtype=bool)])
-    m = len(diff)
-    if m == 0:
-        raise ConfigError("FAR needs different-person pairs; the selection holds none")
-    fars = np.arange(0, m + 1) / m
-    thresholds = np.concatenate([[diff[0] - 1e-6], diff])
-    # Ties: keep, for each distinct distance, its largest FAR.
-    keep = np.ones(m + 1, dtype=bool)
-    keep[1:m] = diff[1:] > diff[:-1]
-    return float(np.interp(far_target, fars[keep], thresholds[keep]))
-
-
-def _val_far(threshold: float, distances: np.ndarray, issame: np.ndarray) -> tuple[float, float]:
-    accept = distances <= threshold
-    n_same = issame.sum()
-    n_diff = (~issame).sum()
-    val = accept[issame].sum() / n_same if n_same else float("nan")
-    far = accept[~issame].sum() / n_diff if n_diff else float("nan")
-    return float(val), float(far)
-
-
-def equal_error_rate(fpr: np.ndarray, tpr: np.ndarray) -> float:
-    """The EER: the FPR where FPR = 1 − TPR, by root-finding on the interpolated ROC."""
-    from scipy.interpolate import interp1d
-    from scipy.optimize import brentq
-
-    f = interp1d(fpr, tpr, kind="linear", bounds_error=False, fill_value=(0.0, 1.0))
-    try:
-        return float(brentq(lambda x: 1.0 - x - f(x), 0.0, 1.0))
-    except ValueError:  # no sign change: degenerate ROC
-        return float("nan")
-
-
-def lfw_protocol(distances: np.ndarray, issame: np.ndarray, folds: np.ndarray, *,
-                 far_target: float = FAR_TARGET) -> LFWResult:
-    """Run the 10-fold LFW protocol on precomputed pair distances.
-
-    Parameters
-    ----------
-    distances : (N,) float — distance of each pair (smaller = more alike).
-    issame : (N,) bool — ground truth.
-    folds : (N,) int — each pair's fold (from the pairs file, not a reshuffle).
-    far_target : FAR for VAL (default 1e-3).
-    """
-    from sklearn.metrics import auc as sk_auc
-    from sklearn.metrics import roc_curve
-
-    d = np.asarray(distances, dtype=np.float64)
-    same = np.asarray(issame, dtype=bool)
-    folds = np.asarray(folds)
-    if not (d.shape == same.shape == folds.shape) or d.ndim != 1:
-        raise ConfigError(f"distances, issame and folds must be (N,) alike, got {d.shape}, {same.shape}, {folds.shape}")
-    if not np.isfinite(d).all():
-        raise ConfigError(f"{int((~np.isfinite(d)).sum())} pair distances are not finite; embed every image first")
-    fold_ids = np.unique(folds)
-    if len(fold_ids) < 2:
-        raise ConfigError("the protocol needs at least 2 folds (View 2 has 10); for a single fold use "
-                          "best_accuracy_threshold() directly")
-    acc, thr, vals, fars, vthr = [], [], [], [], []
-    for fold in fold_ids:
-        test = folds == fold
-        train = ~test
-        t, _ = best_accuracy_threshold(d[train], same[train])
-        thr.append(t)
-        acc.append(np.mean((d[test] <= t) == same[test]))
-        vt = far_threshold(d[train], same[train], far_target)
-        vthr.append(vt)
-        v, f = _val_far(vt, d[test], same[test])
-        vals.append(v)
-        fars.append(f)
-    fpr, tpr, roc_thr = roc_curve(same.astype(int), -d)
-    return LFWResult(
-        accuracy=float(np.mean(acc)), std=float(np.std(acc)),
-        val=float(np.nanmean(vals)), val_std=float(np.nanstd(vals)), far=float(np.nanmean(fars)),
-        far_target=float(far_target), auc=float(sk_auc(fpr, tpr)), eer=equal_error_rate(fpr, tpr),
-        threshold=float(np.median(thr)), val_threshold=float(np.median(vthr)),
-        n_pairs=int(len(d)), n_folds=int(len(fold_ids)),
-        fpr=fpr, tpr=tpr, roc_thresholds=-roc_thr,
-        fold_accuracy=np.asarray(acc), fold_thresholds=np.asarray(thr),
-        fold_val=np.asarray(vals), fold_far=np.asarray(fars), fold_val_thresholds=np.asarray(vthr),
-    )
 
 
 # --------------------------------------------------------------------------- embeddings
@@ -338,19 +130,6 @@ class PairEmbeddings:
         return self.embeddings[keep], self.names[keep]
 
 
-def limit_pairs(folds: np.ndarray, same: np.ndarray, n_pairs: int | None) -> np.ndarray:
-    """Indices of about ``n_pairs`` pairs: the first same and different pairs of every fold, equally many.
-
-    Keeps the fold structure, so the 10-fold protocol still applies to a quick subset.
-    """
-    folds, same = np.asarray(folds), np.asarray(same, dtype=bool)
-    if n_pairs is None or n_pairs >= len(folds):
-        return np.arange(len(folds))
-    per_class = max(1, n_pairs // (2 * len(np.unique(folds))))
-    keep = [np.flatnonzero((folds == f) & (same == s))[:per_class] for f in np.unique(folds) for s in (True, False)]
-    return np.sort(np.concatenate(keep))
-
-
 def _model_key(model: str) -> str:
     if model == "dlib":
         return DLIB_VERSION
@@ -374,19 +153,15 @@ def embed_paths(model: str, paths: Sequence[Path], *, root: Path, cache_name: st
     ``config.cache_dir(cache_name)/<model key>.npz``. Returns the model's metric too.
     """
     if model == "dlib":
-        from crowdkit.bias.descriptors import METRIC, describe_photos
-
         found = describe_photos(paths, progress=progress)
         return found.embeddings, found.status, METRIC
     key = _model_key(model)
     keys = [str(Path(p).relative_to(root)) for p in paths]
     cache_file = config.cache_dir(cache_name) / f"{key}.npz"
-    from crowdkit.bias.train import load_model  # lazy: torch
-
     trained = load_model(model)
 
     def compute_trained(idx: list[int]) -> tuple[np.ndarray, np.ndarray]:
-        return trained.embed_paths([paths[i] for i in idx], root=root, cache_name=cache_name, progress=progress)
+        return trained.embed_paths([paths[i] for i in idx], progress=progress)
 
     emb, status = cached_embeddings(keys, compute_trained, cache_file)
     return emb, status, trained.metric
@@ -448,7 +223,7 @@ def group_errors(pairs: PairEmbeddings, labels: Mapping[str, str], *, threshold:
     Parameters
     ----------
     pairs : PairEmbeddings (distances, ground truth and identity names).
-    labels : LFW identity → predicted group (e.g. ``crowdkit.bias.ethnicity.lookup_labels``).
+    labels : LFW identity → predicted group (e.g. ``crowdkit.bias.lookup.lookup_labels``).
     threshold : the global accuracy threshold (``LFWResult.threshold``).
     val_threshold : the global VAL threshold (``LFWResult.val_threshold``);
         TAR and FAR at it are reported per group.
@@ -574,17 +349,15 @@ def embed_lfw_identities(model: str = "dlib", *, min_images: int = 10, max_ident
     return emb, np.asarray(names)
 
 
-def predict_group_labels(classifier: object, pairs: PairEmbeddings, *, max_images: int = 10,
+def predict_group_labels(classifier: EthnicityClassifier, pairs: PairEmbeddings, *, max_images: int = 10,
                          seed: int = 0) -> dict[str, str]:
     """Predicted group of every identity in ``pairs``, the lookup table's way: mean class probabilities over
-    up to ``max_images`` images (``crowdkit.bias.ethnicity.sample_images``), then argmax.
+    up to ``max_images`` images (:func:`crowdkit.bias.lookup.sample_images`), then argmax.
 
-    A classifier that reads dlib descriptors (``predict_features``, the probe) is applied to the cached
+    A classifier that reads dlib descriptors (``reads_descriptors``, the probe) is applied to the cached
     descriptors of a ``"dlib"`` PairEmbeddings, so nothing is embedded twice; otherwise
     ``predict_proba(paths)`` runs on the images. These are predictions with a measured error, not facts.
     """
-    from crowdkit.bias.ethnicity import CLASSES, sample_images
-
     by_name: dict[str, list[int]] = {}
     for i, name in enumerate(pairs.names.tolist()):
         by_name.setdefault(name, []).append(i)
@@ -594,7 +367,7 @@ def predict_group_labels(classifier: object, pairs: PairEmbeddings, *, max_image
                                               max_images=max_images, seed=seed)}
         chosen[name] = [r for r in rows if str(Path(str(pairs.paths[r]))) in keep]
     rows = sorted(r for v in chosen.values() for r in v)
-    if hasattr(classifier, "predict_features") and pairs.model == "dlib":
+    if classifier.reads_descriptors and pairs.model == "dlib":
         proba = classifier.predict_features(pairs.embeddings[rows])
     else:
         proba = classifier.predict_proba([pairs.paths[r] for r in rows])

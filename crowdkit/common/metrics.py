@@ -330,3 +330,49 @@ def check_reported(table: pd.DataFrame, *, tolerance: float = 0.005) -> pd.DataF
         result[f"{rate}_recomputed"] = recomputed
         result[f"{rate}_ok"] = both_nan | close
     return result
+
+
+# --------------------------------------------------------------------------- verification thresholds
+
+
+def best_accuracy_threshold(distances: Sequence[float], same: Sequence[bool]) -> tuple[float, float]:
+    """The threshold that maximises the accuracy of deciding "same" when ``distance <= threshold``.
+
+    Every cut between two distinct sorted distances is tried (midpoints), plus one
+    below the smallest and one above the largest distance; on a tie the smallest
+    threshold wins.
+
+    Parameters
+    ----------
+    distances : (N,) float
+    same : (N,) bool, true for a pair of one person
+
+    Returns
+    -------
+    (threshold, accuracy) : accuracy in [0, 1]; (NaN, NaN) for no pairs.
+
+    Examples
+    --------
+    >>> best_accuracy_threshold([0.1, 0.2, 0.8, 0.9], [True, True, False, False])
+    (0.5, 1.0)
+    """
+    values = np.asarray(distances, dtype=np.float64).ravel()
+    truth = np.asarray(same, dtype=bool).ravel()
+    if values.shape != truth.shape:
+        raise ValueError(f"distances and same differ in length: {values.size} vs {truth.size}")
+    if values.size == 0:
+        return math.nan, math.nan
+    order = np.argsort(values, kind="stable")
+    values, truth = values[order], truth[order]
+    accepted_same = np.r_[0, np.cumsum(truth)]  # same pairs among the first k accepted, k = 0..N
+    accepted_other = np.arange(values.size + 1) - accepted_same
+    correct = accepted_same + (values.size - truth.sum() - accepted_other)
+    cut_allowed = np.r_[True, values[1:] > values[:-1], True]
+    k = int(np.argmax(np.where(cut_allowed, correct, -1)))
+    if k == 0:
+        threshold = values[0] - 1e-6
+    elif k == values.size:
+        threshold = values[-1] + 1e-6
+    else:
+        threshold = (values[k - 1] + values[k]) / 2
+    return float(threshold), float(correct[k] / values.size)

@@ -1,52 +1,18 @@
-"""Ethnicity classifier (probe on real UTKFace faces, vgg16 smoke run), evaluation, SQLite lookup table."""
+"""Classifiers by name, their evaluation, and the classifier trained once on UTKFace and reused."""
 from __future__ import annotations
 
 import json
 import shutil
-import sqlite3
 from pathlib import Path
 
 import numpy as np
 import pytest
 
 from crowdkit.bias import descriptors
-from crowdkit.common.datasets import load_celeba, load_utkface, split_stratified, subsample_per_class
-from crowdkit.bias.ethnicity import (
-    CLASSES,
-    CLASSIFIERS,
-    PROBA_COLUMNS,
-    EthnicityClassifier,
-    build_lookup_table,
-    default_classifier_dir,
-    ensure_classifier,
-    ensure_lookup_table,
-    evaluate_classifier,
-    get_classifier,
-    load_classifier,
-    lookup_labels,
-    read_lookup_table,
-    sample_images,
-)
-from crowdkit.common.exceptions import ConfigError, DataNotFoundError, LookupTableMismatchError, UnknownBackendError
-
-
-@pytest.fixture(scope="module")
-def split():
-    """A small class-balanced subset of the seeded 70/30 split (its embeddings are cached after the first run)."""
-    train, test = split_stratified(load_utkface(), test_size=0.3, seed=0)
-    return subsample_per_class(train, 20, seed=0), subsample_per_class(test, 10, seed=0)
-
-
-@pytest.fixture(scope="module")
-def probe(split):
-    train, _ = split
-    return get_classifier("probe").fit(train.paths, train.labels)
-
-
-@pytest.fixture(scope="module")
-def celeba_few():
-    identities = load_celeba().identities
-    return {k: identities[k] for k in list(identities)[:6]}
+from crowdkit.bias.classifier import CLASSES, CLASSIFIERS
+from crowdkit.bias.ethnicity import (default_classifier_dir, ensure_classifier, evaluate_classifier, get_classifier,
+                                     load_classifier)
+from crowdkit.common.exceptions import ConfigError, UnknownBackendError
 
 
 # --------------------------------------------------------------------------- classifier
@@ -56,78 +22,6 @@ def test_registry_lists_both_backends():
     assert CLASSIFIERS.names() == ["probe", "vgg16"]
     with pytest.raises(UnknownBackendError, match="probe, vgg16"):
         get_classifier("resnet")
-
-
-def test_probe_predicts_real_faces_better_than_chance(probe, split):
-    _, test = split
-    prediction = probe.predict(test.paths)
-    assert prediction.proba.shape == (50, 5)
-    assert np.allclose(prediction.proba.sum(axis=1), 1.0)
-    assert prediction.detects_faces and prediction.has_face.dtype == bool
-    assert prediction.has_face.mean() > 0.9  # UTKFace crops: dlib HOG finds nearly all
-    report = evaluate_classifier(test.labels, prediction.proba)
-    assert report.accuracy > 0.4  # chance is 0.2; the full split is measured in the notebook
-
-
-def test_probe_save_load_roundtrip_without_pickle(probe, split, tmp_path):
-    _, test = split
-    folder = probe.save(tmp_path / "probe")
-    meta = json.loads((folder / "classifier.json").read_text())
-    assert meta["classifier"] == "probe" and meta["classes"] == list(CLASSES)
-    assert meta["training_checksum"] == probe.checksum and len(probe.checksum) == 64
-    assert meta["trained_on"] == 100
-    with np.load(folder / "model.npz", allow_pickle=False) as data:
-        assert data["coef"].shape == (5, 128)
-    loaded = load_classifier(folder)
-    assert loaded.fingerprint == probe.fingerprint
-    assert np.allclose(loaded.predict_proba(test.paths), probe.predict_proba(test.paths))
-
-
-def test_load_rejects_other_versions_and_missing(probe, tmp_path):
-    folder = probe.save(tmp_path / "probe")
-    meta = json.loads((folder / "classifier.json").read_text())
-    meta["classifier_version"] = "0"
-    (folder / "classifier.json").write_text(json.dumps(meta))
-    with pytest.raises(ConfigError, match="version 0"):
-        EthnicityClassifier.load(folder)
-    with pytest.raises(DataNotFoundError, match="classifier.json"):
-        load_classifier(tmp_path / "nothing")
-
-
-def test_probe_bad_input(split):
-    train, _ = split
-    probe = get_classifier("probe")
-    with pytest.raises(ConfigError, match="not fitted"):
-        probe.predict_features(np.zeros((1, 128)))
-    with pytest.raises(ConfigError, match="labels"):
-        probe.fit(train.paths[:3], [0, 1])
-    with pytest.raises(ConfigError, match="Others"):
-        probe.fit_features(np.zeros((4, 128)), np.array([0, 1, 2, 3]), checksum="x")
-    with pytest.raises(ConfigError, match="not fitted"):
-        probe.save("unused")
-
-
-def test_probe_is_deterministic(split, probe):
-    train, _ = split
-    again = get_classifier("probe").fit(train.paths, train.labels)
-    assert np.array_equal(again.coef_, probe.coef_) and again.checksum == probe.checksum
-    other = get_classifier("probe", C=0.01).fit(train.paths, train.labels)
-    assert other.checksum == probe.checksum and other.fingerprint != probe.fingerprint
-
-
-@pytest.mark.slow
-def test_vgg16_smoke_one_step_on_cpu(tmp_path):
-    """A plumbing check of the study's architecture: 5 images, 1 Adam step at 64 px. Not a result."""
-    images = subsample_per_class(load_utkface(), 1, seed=0)
-    clf = get_classifier("vgg16", input_size=64, batch_size=5, epochs=1, device="cpu")
-    clf.fit(images.paths, images.labels, max_steps=1, progress=False, checkpoint_dir=tmp_path / "ckpt")
-    assert (tmp_path / "ckpt" / "last.pt").is_file()
-    proba = clf.predict_proba(images.paths)
-    assert proba.shape == (5, 5) and np.allclose(proba.sum(axis=1), 1.0, atol=1e-5)
-    assert clf.predict(images.paths).detects_faces is False
-    loaded = load_classifier(clf.save(tmp_path / "vgg16"))
-    assert loaded.options() == clf.options()
-    assert np.allclose(loaded.predict_proba(images.paths), proba, atol=1e-6)
 
 
 # --------------------------------------------------------------------------- evaluation
@@ -155,86 +49,7 @@ def test_evaluate_classifier_undefined_precision_stays_undefined():
     assert np.isnan(report.per_class.loc["Black", "precision"])  # nothing predicted Black: 0/0
 
 
-# --------------------------------------------------------------------------- lookup table
-
-
-def test_sample_images_is_seeded_and_per_identity():
-    paths = [f"/x/{i:03d}.jpg" for i in range(30)]
-    a = sample_images(paths, "7312", max_images=10, seed=0)
-    assert len(a) == 10 == len(set(a)) and a == sorted(a)
-    assert a == sample_images(list(reversed(paths)), "7312", max_images=10, seed=0)
-    assert a != sample_images(paths, "7312", max_images=10, seed=1)
-    assert a != sample_images(paths, "7313", max_images=10, seed=0)
-    assert len(sample_images(paths[:4], "7312", max_images=10, seed=0)) == 4
-
-
-def test_lookup_table_rows_and_sql(probe, celeba_few, tmp_path):
-    db = tmp_path / "lookup.sqlite"
-    info = build_lookup_table(db, celeba_few, probe, max_images=5, seed=0, progress=False)
-    assert info.identities == 6 and info.images == 30
-    table = read_lookup_table(db, classifier=probe)
-    images = read_lookup_table(db, table="images")
-    assert set(table["identity"]) == set(celeba_few)
-    for row in table.itertuples():
-        assert row.image_count == len(celeba_few[row.identity]) and row.sampled_count == 5
-        own = images[images["identity"] == row.identity]
-        mean = own[list(PROBA_COLUMNS)].mean().to_numpy()
-        assert np.allclose([getattr(row, c) for c in PROBA_COLUMNS], mean)
-        assert row.label == CLASSES[int(mean.argmax())] and row.confidence == pytest.approx(mean.max())
-        assert row.faces_found == own["has_face"].sum()
-    assert set(images["has_face"].unique()) <= {0, 1}
-    assert info.images_without_face == int((images["has_face"] == 0).sum())
-    with sqlite3.connect(db) as con:
-        counts = dict(con.execute("SELECT label, COUNT(*) FROM identities GROUP BY label").fetchall())
-        meta = dict(con.execute("SELECT key, value FROM meta").fetchall())
-    assert sum(counts.values()) == 6
-    assert meta["classifier"] == "probe" and meta["seed"] == "0" and meta["training_checksum"] == probe.checksum
-    assert lookup_labels(db) == dict(zip(table["identity"], table["label"]))
-
-
-def test_lookup_table_rebuild_is_idempotent(probe, celeba_few, tmp_path):
-    db = tmp_path / "lookup.sqlite"
-    build_lookup_table(db, celeba_few, probe, max_images=5, seed=0, progress=False)
-    first = read_lookup_table(db), read_lookup_table(db, table="images")
-    build_lookup_table(db, celeba_few, probe, max_images=5, seed=0, progress=False)
-    second = read_lookup_table(db), read_lookup_table(db, table="images")
-    for a, b in zip(first, second):
-        assert a.equals(b)
-    assert not list(tmp_path.glob(".lookup.sqlite.*"))  # no temp file left behind
-
-
-def test_lookup_table_built_with_another_classifier(probe, split, celeba_few, tmp_path):
-    train, _ = split
-    db = tmp_path / "lookup.sqlite"
-    build_lookup_table(db, celeba_few, probe, max_images=5, seed=0, progress=False)
-    other = get_classifier("probe", C=0.01).fit(train.paths, train.labels)
-    with pytest.raises(LookupTableMismatchError, match="classifier_options"):
-        read_lookup_table(db, classifier=other)
-    with pytest.raises(LookupTableMismatchError, match="overwrite=True"):
-        build_lookup_table(db, celeba_few, other, max_images=5, seed=0, progress=False)
-    build_lookup_table(db, celeba_few, other, max_images=5, seed=0, overwrite=True, progress=False)
-    assert read_lookup_table(db, classifier=other)["identity"].tolist() == sorted(celeba_few)
-    with pytest.raises(DataNotFoundError, match="build_lookup_table"):
-        read_lookup_table(tmp_path / "missing.sqlite")
-
-
-def test_lookup_table_bad_input(probe, tmp_path):
-    with pytest.raises(ConfigError, match="no identity"):
-        build_lookup_table(tmp_path / "t.sqlite", {"a": []}, probe, progress=False)
-    with pytest.raises(ConfigError, match="max_images"):
-        build_lookup_table(tmp_path / "t.sqlite", {"a": ["x.jpg"]}, probe, max_images=0, progress=False)
-    assert not (tmp_path / "t.sqlite").exists()
-
-
-def test_ensure_lookup_table_rebuilds_only_when_needed(probe, celeba_few, tmp_path):
-    db = tmp_path / "lookup.sqlite"
-    ensure_lookup_table(db, celeba_few, probe, max_images=5, seed=0, progress=False)
-    stamp = db.stat().st_mtime_ns, db.stat().st_ino
-    ensure_lookup_table(db, celeba_few, probe, max_images=5, seed=0, progress=False)
-    assert (db.stat().st_mtime_ns, db.stat().st_ino) == stamp  # same classifier, same inputs: kept
-    fewer = dict(list(celeba_few.items())[:3])
-    ensure_lookup_table(db, fewer, probe, max_images=5, seed=0, progress=False)
-    assert len(read_lookup_table(db)) == 3
+# --------------------------------------------------------------------------- trained once, then loaded
 
 
 @pytest.fixture(scope="module")
@@ -269,3 +84,24 @@ def test_ensure_classifier_retrains_one_saved_by_an_older_version(real_feature_c
     again = ensure_classifier("probe", seed=0, max_train_per_class=20)  # retrained, not an error
     assert again.fingerprint == first.fingerprint
     assert json.loads(meta_file.read_text())["classifier_version"] == first.version
+
+
+def test_measured_classifier_carries_its_error(real_feature_cache, isolated_home):
+    """The quick profile's probe, measured on its held-out UTKFace subset; the note states the error it measured."""
+    from crowdkit.bias.ethnicity import measure_classifier
+    from crowdkit.bias.profiles import get_profile
+
+    if real_feature_cache.is_file():
+        shutil.copy(real_feature_cache, descriptors.cache_file())
+    measured = measure_classifier(get_profile("quick"), "probe", seed=0)
+    assert measured.n_fitted == 200 and measured.report.n == 100  # 40 and 20 per class
+    assert measured.classifier.trained_on == measured.n_fitted
+    assert measured.error_rate == pytest.approx(1 - measured.report.accuracy)
+    note = measured.error_note()
+    assert f"{measured.error_rate:.1%}" in note and "100 held-out UTKFace faces" in note
+    assert "predictions" in note
+    table = measured.summary_frame()
+    assert table.loc["accuracy"].iloc[0] == round(measured.report.accuracy, 3)
+    prose = measured.study_comparison()
+    assert f"{measured.report.accuracy:.3f}" in prose and "0.48–0.52" in prose
+    assert ("above" in prose) == (measured.report.accuracy > 0.52)
