@@ -47,21 +47,43 @@ def _slug(text: str) -> str:
     return re.sub(r"[^A-Za-z0-9_.-]+", "_", str(text)).strip("_") or "run"
 
 
+def run_identity(params: CrowdRunParams, *, lfw_root: str | Path | None = None) -> str | None:
+    """The LFW identity a simulated run looks for (:func:`crowdkit.crowd.cast.person_to_find`).
+
+    ``subject`` if given, else ``member``; None only for a stand-in (``stand_in=True``).
+    """
+    from crowdkit.crowd.cast import person_to_find
+
+    lfw = Path(lfw_root) if lfw_root is not None else config.data_root() / "lfw" / "images_deepfunneled"
+    name = params.subject or params.member
+    if (lfw / name).is_dir():
+        return person_to_find(name, [name])
+    known = [p.name for p in lfw.iterdir() if p.is_dir()] if lfw.is_dir() else []
+    return person_to_find(name, known, stand_in=params.stand_in)
+
+
 def scene_spec(params: CrowdRunParams, *, lfw_root: str | Path | None = None) -> "SceneSpec":
     """The :class:`~crowdkit.crowd.simulate.SceneSpec` a simulated run renders.
 
-    ``mask2`` renders the ``mask1`` scene: the two differ only in the query
-    photo (the simulator writes the masked photo for both), so they share the
-    video, its cached faces and one render.
+    A member of the study shares one scene per challenge with every member who
+    ran that challenge in ``params.matrix`` (:func:`crowdkit.crowd.cast.scene_members`):
+    the spec is the same whichever member's run asks for it. ``mask2`` renders the
+    ``mask1`` scene: the two differ only in the query photo (the simulator writes
+    the masked photo for both), so they share the video, its cached faces and one render.
     """
+    from crowdkit.crowd.cast import CAST, scene_members
+    from crowdkit.crowd.reported import MEMBERS
     from crowdkit.crowd.scene import SceneSpec
 
-    lfw = Path(lfw_root) if lfw_root is not None else config.data_root() / "lfw" / "images_deepfunneled"
-    folder = lfw / params.member
-    subject = params.member if folder.is_dir() and sum(1 for _ in folder.glob("*.jpg")) >= 3 else None
+    identity = run_identity(params, lfw_root=lfw_root)
     challenge = "mask1" if params.challenge == "mask2" else params.challenge
-    return SceneSpec(member=params.member, challenge=challenge, seed=int(params.seed),
-                     n_frames=int(params.max_frames or FULL_SCENE_FRAMES), subject=subject)
+    common = dict(challenge=challenge, seed=int(params.seed), n_frames=int(params.max_frames or FULL_SCENE_FRAMES))
+    if params.member in CAST and identity == CAST[params.member]:
+        members = set(scene_members(params.challenge, params.matrix)) | {params.member}
+        members = [m for m in MEMBERS if m in members]
+        subjects = [CAST[m] for m in members]
+        return SceneSpec(member="+".join(members), subject=subjects[0], co_subjects=tuple(subjects[1:]), **common)
+    return SceneSpec(member=params.member, subject=identity, **common)
 
 
 def scene_folder(spec: "SceneSpec") -> Path:
@@ -92,26 +114,29 @@ def prepare_inputs(params: CrowdRunParams, *, scene_dir: str | Path | None = Non
     from crowdkit.crowd.simulate import generate_scene
 
     spec = scene_spec(params)
-    with _scene_lock(Path(scene_dir or scene_folder(spec))) as folder:
+    with exclusive_lock(Path(scene_dir or scene_folder(spec))) as folder:
         scene = generate_scene(spec, folder, progress=progress)
+    identity = run_identity(params) or scene.subject  # None: a stand-in, the scene's choice
+    own = scene.queries_of(identity)
     if params.query_photos is not None:
         given = _named_photos(params.query_photos)
-        photos = {**{k: v for k, v in scene.query_photos.items() if v not in given.values()}, **given}
+        photos = {**{k: v for k, v in own.items() if v not in given.values()}, **given}
         primary = tuple(given)
     else:
-        photos = dict(scene.query_photos)
+        photos = own
         primary = ("masked",) if params.challenge == "mask2" else ("front",)
-    return RunInputs(scene.video, scene.annotations_xml, params.subject or scene.subject, photos, primary, True, scene)
+    return RunInputs(scene.video, scene.annotations_xml, identity, photos, primary, True, scene)
 
 
 @contextmanager
-def _scene_lock(folder: Path) -> Iterator[Path]:
-    """Hold an exclusive lock beside ``folder`` while its scene is rendered or checked.
+def exclusive_lock(folder: Path, what: str = "") -> Iterator[Path]:
+    """Hold an exclusive lock beside ``folder`` (``.<name><what>.lock``) while its content is made or checked.
 
-    Parallel runs of ``mask1`` and ``mask2`` share one scene: the second waits
-    for the first's render and then finds it complete, instead of rendering it
-    again and swapping the folder under the first. (No lock where ``fcntl`` is
-    missing, e.g. on Windows.)
+    Parallel runs of one scene (its members, ``mask1`` and ``mask2``) share its
+    folder: the second waits for the first's render and then finds it complete,
+    instead of rendering it again and swapping the folder under the first; with
+    ``what="-faces-..."`` the same holds for the scene's detections and embeddings.
+    (No lock where ``fcntl`` is missing, e.g. on Windows.)
     """
     folder.parent.mkdir(parents=True, exist_ok=True)
     try:
@@ -119,7 +144,7 @@ def _scene_lock(folder: Path) -> Iterator[Path]:
     except ImportError:  # pragma: no cover
         yield folder
         return
-    with open(folder.parent / f".{folder.name}.lock", "w") as handle:
+    with open(folder.parent / f".{folder.name}{what}.lock", "w") as handle:
         fcntl.flock(handle, fcntl.LOCK_EX)
         try:
             yield folder

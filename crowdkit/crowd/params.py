@@ -48,8 +48,10 @@ class CrowdRunParams:
     ----------
     member : str
         Whose run it is. For a simulated scene: the person to find when it names an
-        LFW identity with 3+ photos (e.g. ``"Colin_Powell"``), else the seed for the
-        simulator's choice. For a real video: the default ``subject``.
+        LFW identity (e.g. ``"Colin_Powell"``); a member of the study (``"Peter"``, see
+        :data:`crowdkit.crowd.cast.CAST`) is played by its LFW identity and shares the
+        challenge's scene with the other members who ran it; any other name is refused
+        unless ``stand_in``. For a real video: the default ``subject``.
     challenge : str
         One of :data:`crowdkit.crowd.simulate.CHALLENGES` (any label for a real video).
     seed : int
@@ -61,7 +63,14 @@ class CrowdRunParams:
         ``mask2``). Every photo given (or, for a scene, every photo it has) also
         forms the multi-photo query ``"all"``.
     subject : str or None
-        The annotated ``identity`` of the person to find (real videos; default ``member``).
+        The annotated ``identity`` of the person to find (real videos; default ``member``);
+        for a simulated scene, an LFW identity to find instead of the one ``member`` names.
+    matrix : str
+        The run matrix (:data:`crowdkit.crowd.cast.MATRICES`: ``"study"`` or ``"all"``) that
+        decides which members share a challenge's scene.
+    stand_in : bool
+        Allow a ``member`` that names no LFW identity and no study member: the scene's
+        subject is then chosen from the name and the seed.
     frame_stride : int
         Search every n-th frame.
     max_frames : int or None
@@ -70,8 +79,12 @@ class CrowdRunParams:
         Backend names (:func:`crowdkit.engine.detect.get_detector`,
         :func:`crowdkit.engine.embed.get_embedder`) and distance (:data:`crowdkit.engine.match.METRICS`).
     threshold : float or None
-        Decision threshold; None: 0.65 for ArcFace with cosine (the study's value),
-        otherwise the model's own default for the metric.
+        Decision threshold; None: 0.65 for ArcFace with cosine (the study's value);
+        for other models the threshold calibrated on LFW View 2 when
+        ``calibration_pairs`` is set, otherwise the model's own default for the metric.
+    calibration_pairs : int or None
+        LFW View 2 pairs the calibration uses (:func:`crowdkit.engine.calibration.calibrate_threshold`;
+        6000: all of them); None: no calibration.
     matching_rule : str
         ``"study"``, ``"iou"`` or ``"both"``.
     track_rule, track_k
@@ -87,12 +100,15 @@ class CrowdRunParams:
     annotations: str | None = None
     query_photos: tuple[str, ...] | None = None
     subject: str | None = None
+    matrix: str = "study"
+    stand_in: bool = False
     frame_stride: int = DEFAULT_FRAME_STRIDE
     max_frames: int | None = DEFAULT_MAX_FRAMES
     detector: str = "mtcnn"
     model: str = "dlib"
     metric: str = "cosine"
     threshold: float | None = None
+    calibration_pairs: int | None = None
     matching_rule: str = "both"
     track_rule: str = "mean_of_k_best"
     track_k: int = 3
@@ -136,11 +152,19 @@ class CrowdRunParams:
                 raise _bad(f"{name} must be an integer ≥ 1, got {value!r}")
         if self.max_frames is not None and (isinstance(self.max_frames, bool) or int(self.max_frames) < 1):
             raise _bad(f"max_frames must be None or an integer ≥ 1, got {self.max_frames!r}")
+        if self.calibration_pairs is not None and (isinstance(self.calibration_pairs, bool)
+                                                   or int(self.calibration_pairs) < 20):
+            raise _bad(f"calibration_pairs must be None or an integer ≥ 20 (2 per fold), got {self.calibration_pairs!r}")
 
     def _check_names(self) -> None:
+        from crowdkit.crowd.cast import check_matrix
         from crowdkit.crowd.track import TRACK_RULES
         from crowdkit.engine.match import check_metric
 
+        try:
+            check_matrix(self.matrix)
+        except ConfigError as error:
+            raise _bad(str(error)) from None
         try:
             check_metric(self.metric)
         except ConfigError as error:
@@ -188,13 +212,39 @@ class CrowdRunParams:
         return pd.Series(self.to_dict(), name="value").to_frame()
 
 
-def resolve_threshold(params: CrowdRunParams, embedder: Any) -> tuple[float, str]:
-    """(threshold, where it comes from) for ``params`` and the built embedder."""
+def uses_study_threshold(params: CrowdRunParams, embedder: Any) -> bool:
+    """Whether the study's own 0.65 applies: ArcFace with cosine distance."""
+    return embedder.name == "arcface" and params.metric == "cosine"
+
+
+def study_rule_threshold(params: CrowdRunParams, embedder: Any) -> float:
+    """The threshold the study's rule gives this model: 0.65 for ArcFace + cosine, else the model's deepface default."""
     from crowdkit.engine.backends import default_threshold
 
+    return STUDY_THRESHOLD if uses_study_threshold(params, embedder) else default_threshold(embedder, params.metric)
+
+
+def calibrate_for_run(params: CrowdRunParams, detector: Any, embedder: Any, *, progress: bool = False):
+    """The LFW calibration this run decides with (:class:`~crowdkit.engine.calibration.Calibration`), or None.
+
+    None when a threshold is given, when the study's 0.65 applies (ArcFace + cosine) or
+    when ``calibration_pairs`` is None.
+    """
+    from crowdkit.engine.calibration import calibrate_threshold
+
+    if params.threshold is not None or uses_study_threshold(params, embedder) or params.calibration_pairs is None:
+        return None
+    return calibrate_threshold(model=embedder, metric=params.metric, detector=detector,
+                               pairs=int(params.calibration_pairs), progress=progress)
+
+
+def resolve_threshold(params: CrowdRunParams, embedder: Any, calibration: Any = None) -> tuple[float, str]:
+    """(threshold, where it comes from) for ``params``, the built embedder and its calibration (if any)."""
     if params.threshold is not None:
         return float(params.threshold), "given"
-    if embedder.name == "arcface" and params.metric == "cosine":
+    if uses_study_threshold(params, embedder):
         return STUDY_THRESHOLD, "the study's 0.65 (cosine; tuned for ArcFace)"
-    value = default_threshold(embedder, params.metric)
+    if calibration is not None:
+        return float(calibration.threshold), f"calibrated on LFW View 2: {calibration.describe()}"
+    value = study_rule_threshold(params, embedder)
     return value, f"{embedder.name}'s own default for {params.metric}"

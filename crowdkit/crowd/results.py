@@ -19,7 +19,7 @@ from crowdkit.crowd.inputs import RunInputs
 from crowdkit.crowd.params import ALL_PHOTOS, CrowdRunParams
 
 if TYPE_CHECKING:  # pragma: no cover
-    from crowdkit.crowd.threshold import ThresholdChange
+    from crowdkit.crowd.threshold import StudyRetuning, ThresholdChange
     from crowdkit.crowd.validate import ValidationResult
 
 #: Rate columns a displayed table prints as text ("undefined" where NaN).
@@ -80,7 +80,9 @@ class PerformanceRow:
 class ThresholdAnalysis:
     """The threshold study of one rule (per-frame decisions of the run's query).
 
-    ``sweep``: :func:`crowdkit.crowd.threshold.threshold_sweep`; ``roc``/``pr``:
+    ``study``: the study's own re-tuning (:func:`crowdkit.crowd.threshold.study_retuning`:
+    sample σ, rounded); ``mean_plus_2sigma`` and ``change`` are ours (population σ,
+    unrounded) and what it would flip. ``sweep``: :func:`crowdkit.crowd.threshold.threshold_sweep`; ``roc``/``pr``:
     :func:`crowdkit.common.metrics.roc_points`/``pr_points`` (empty when one class is
     missing); ``change``: what the mean + 2σ threshold would flip (None when it
     is undefined: no true positive to tune from).
@@ -96,6 +98,7 @@ class ThresholdAnalysis:
     roc: pd.DataFrame
     pr: pd.DataFrame
     eer: EqualErrorRate
+    study: "StudyRetuning | None" = None
 
     def as_row(self) -> dict[str, Any]:
         after = self.change.after.as_row() if self.change is not None else {}
@@ -113,6 +116,7 @@ class ThresholdAnalysis:
             "auc": self.roc.attrs.get("auc", math.nan),
             "average_precision": self.pr.attrs.get("average_precision", math.nan),
             "eer": self.eer.rate, "eer_threshold": self.eer.threshold,
+            **(self.study.as_row() if self.study is not None else {}),
         }
 
 
@@ -140,6 +144,10 @@ class CrowdRunResult:
     timings : stage → wall-clock seconds
     cpu_seconds : stage → CPU seconds of this process (all threads)
     cache_entries_written : new per-frame cache entries this run wrote (0 on a rerun)
+    study_threshold : the threshold the study's rule gives this model (0.65 for ArcFace + cosine,
+        else the model's deepface default); NaN when unknown
+    calibration : the LFW calibration the run decided with
+        (:class:`~crowdkit.engine.calibration.Calibration`), or None
     """
 
     params: CrowdRunParams
@@ -160,6 +168,8 @@ class CrowdRunResult:
     timings: dict[str, float] = field(default_factory=dict)
     cpu_seconds: dict[str, float] = field(default_factory=dict)
     cache_entries_written: int = 0
+    study_threshold: float = math.nan
+    calibration: Any = None
 
     @property
     def main_query(self) -> str:
@@ -201,6 +211,21 @@ class CrowdRunResult:
         """One row per rule: used threshold, mean + 2σ and what it flips, AUC, AP, EER."""
         rows = [analysis.as_row() for analysis in self.thresholds.values()]
         return pd.DataFrame(rows).set_index("rule") if rows else pd.DataFrame()
+
+    def retuning_comparison(self) -> pd.DataFrame:
+        """Per rule: the study's re-tuned threshold as it computed it beside ours, labelled, with its checks."""
+        rows = {}
+        for rule, analysis in self.thresholds.items():
+            study = analysis.study
+            if study is None:
+                continue
+            rows[rule] = {"study: mean + 2σ (sample σ, 4 decimals)": study.threshold,
+                          "ours: mean + 2σ (population σ)": analysis.mean_plus_2sigma,
+                          "TP mean": study.tp_mean, "TP σ (sample)": study.tp_std,
+                          "FP mean": study.fp_mean, "FP σ (sample)": study.fp_std,
+                          "largest TP distance": study.tp_max, "smallest FP distance": study.fp_min,
+                          "overlap (largest TP ≥ smallest FP)": study.overlap}
+        return pd.DataFrame(rows) if rows else pd.DataFrame()
 
     def threshold_change_table(self) -> pd.DataFrame:
         """Counts and rates before and after the mean + 2σ threshold, per rule where it is defined."""

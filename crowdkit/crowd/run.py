@@ -54,8 +54,9 @@ import pandas as pd
 from crowdkit.common import config
 from crowdkit.common.exceptions import NoFaceError
 from crowdkit.common.metrics import UndefinedMetricWarning
-from crowdkit.crowd.inputs import RunInputs, prepare_inputs
-from crowdkit.crowd.params import ALL_PHOTOS, CrowdRunParams, resolve_threshold
+from crowdkit.crowd.inputs import RunInputs, exclusive_lock, prepare_inputs
+from crowdkit.crowd.params import (ALL_PHOTOS, CrowdRunParams, calibrate_for_run, resolve_threshold,
+                                   study_rule_threshold)
 from crowdkit.crowd.results import CrowdRunResult, PerformanceRow, ThresholdAnalysis
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -111,6 +112,16 @@ def _read_video(params: CrowdRunParams, *, scene_dir: str | Path | None, progres
         log.warning("max_frames=%d: faces are searched in the whole video (%d frames) but only the first %d "
                     "are reported", params.max_frames, info.frame_count, params.max_frames)
     return _Video(inputs, annotations, frame_count, tuple(range(0, frame_count, params.frame_stride)))
+
+
+def _scene_faces(video: _Video, params: CrowdRunParams, detector: Any, embedder: Any, progress: bool) -> Any:
+    """The video's faces, detected and embedded once: a parallel run of the same scene waits, then reads the cache."""
+    from crowdkit.engine.pipeline import detect_and_embed
+
+    what = f"-faces-{detector.name}-{embedder.name}-s{params.frame_stride}"
+    with exclusive_lock(video.inputs.video.parent, what):
+        return detect_and_embed(video.inputs.video, detector=detector, embedder=embedder, stride=params.frame_stride,
+                                batch_size=BATCH_SIZE, progress=progress)
 
 
 def _count_cache_entries() -> int:
@@ -225,7 +236,8 @@ def _performance(params: CrowdRunParams, table: pd.DataFrame, validations: Mappi
 
 def _threshold_analysis(rule: str, outcomes: pd.DataFrame, threshold: float) -> ThresholdAnalysis:
     from crowdkit.common.metrics import equal_error_rate, pr_points, roc_points
-    from crowdkit.crowd.threshold import mean_plus_k_sigma, subject_labels, threshold_sweep, what_changes
+    from crowdkit.crowd.threshold import (mean_plus_k_sigma, study_retuning, subject_labels, threshold_sweep,
+                                          what_changes)
 
     labels = subject_labels(outcomes)
     distances = outcomes["distance"].to_numpy(dtype=float)
@@ -236,7 +248,8 @@ def _threshold_analysis(rule: str, outcomes: pd.DataFrame, threshold: float) -> 
     return ThresholdAnalysis(
         rule=rule, threshold=threshold, tp_distances=tp, fp_distances=fp, mean_plus_2sigma=new, change=change,
         sweep=threshold_sweep(labels, distances), roc=roc_points(labels, distances=distances),
-        pr=pr_points(labels, distances=distances), eer=equal_error_rate(labels, distances))
+        pr=pr_points(labels, distances=distances), eer=equal_error_rate(labels, distances),
+        study=study_retuning(tp, fp))
 
 
 def _validate(params: CrowdRunParams, table: pd.DataFrame, video: _Video
@@ -313,21 +326,20 @@ def run_crowd(params: CrowdRunParams, *, run_dir: str | Path | None = None, scen
     """
     from crowdkit.crowd.track import link_detections
     from crowdkit.engine.backends import resolve_detector, resolve_embedder
-    from crowdkit.engine.pipeline import detect_and_embed
 
     watch = _Stopwatch()
     video = _read_video(params, scene_dir=scene_dir, progress=progress)
     inputs = video.inputs
     watch.lap("inputs")
     detector, embedder = resolve_detector(params.detector), resolve_embedder(params.model)
-    threshold, threshold_source = resolve_threshold(params, embedder)
-    watch.lap("models")
+    calibration = calibrate_for_run(params, detector, embedder, progress=progress)
+    threshold, threshold_source = resolve_threshold(params, embedder, calibration)
+    watch.lap("models")  # and the threshold's calibration (cached after the first run)
     before = _count_cache_entries()
     query_embeddings, queries = _embed_queries(inputs.query_photos, inputs.primary, detector=detector,
                                                embedder=embedder, user_given=not inputs.simulated)
     watch.lap("queries")
-    face_set = detect_and_embed(inputs.video, detector=detector, embedder=embedder, stride=params.frame_stride,
-                                batch_size=BATCH_SIZE, progress=progress)
+    face_set = _scene_faces(video, params, detector, embedder, progress)
     written = _count_cache_entries() - before
     table = _detection_table(face_set, query_embeddings, inputs.primary, metric=params.metric,
                              threshold=threshold, max_frames=params.max_frames)
@@ -348,7 +360,8 @@ def run_crowd(params: CrowdRunParams, *, run_dir: str | Path | None = None, scen
         detections=table, validations=validations, track_validations=track_validations, performance=performance,
         thresholds=thresholds, examples=examples, thumbnails=thumbnails, overview=overview,
         frames_searched=video.searched, frame_count=video.frame_count, timings=watch.wall, cpu_seconds=watch.cpu,
-        cache_entries_written=written)
+        cache_entries_written=written, study_threshold=study_rule_threshold(params, embedder),
+        calibration=calibration)
     if run_dir is not None:
         save_tables(result, run_dir)
     log.info("crowd run %s/%s: %d faces in %d frames, %d new cache entries, %s", params.member, params.challenge,
@@ -373,6 +386,8 @@ def run_provenance(result: CrowdRunResult) -> dict[str, Any]:
         "primary_query": list(inputs.primary),
         "threshold": result.threshold,
         "threshold_source": result.threshold_source,
+        "study_rule_threshold": result.study_threshold,
+        "calibration": result.calibration.to_dict() if result.calibration is not None else None,
         "frames": result.frame_count,
         "frames_searched": len(result.frames_searched),
         "checksums": file_checksums(files),
@@ -390,7 +405,9 @@ def provenance_tables(result: CrowdRunResult) -> tuple[pd.DataFrame, pd.DataFram
     """:func:`run_provenance` as three tables: its plain values, the input checksums, the package versions."""
     provenance = run_provenance(result)
     values = pd.Series({k: v for k, v in provenance.items() if not isinstance(v, dict)}, dtype=object)
-    return (values.to_frame("value"), pd.Series(provenance["checksums"], name="sha256").to_frame(),
+    home = str(config.home())
+    checksums = {path.replace(home, "$CROWDKIT_HOME", 1): digest for path, digest in provenance["checksums"].items()}
+    return (values.to_frame("value"), pd.Series(checksums, name="sha256").to_frame(),
             pd.Series(provenance["versions"], name="version").to_frame().T)
 
 
@@ -398,6 +415,7 @@ def save_tables(result: CrowdRunResult, run_dir: str | Path) -> list[Path]:
     """Write the run's tables as parquet (atomically) into ``run_dir`` for the summary page."""
     from crowdkit.common.io import write_json_atomic
     from crowdkit.common.run_tables import save_run_table
+    from crowdkit.crowd.study_table import example_distances, study_table_long
 
     member, challenge = result.params.member, result.params.challenge
     thresholds = result.threshold_table().reset_index()
@@ -407,9 +425,13 @@ def save_tables(result: CrowdRunResult, run_dir: str | Path) -> list[Path]:
     detections.insert(0, "challenge", challenge)
     detections.insert(0, "member", member)
     queries = result.queries.assign(member=member, challenge=challenge)
+    examples = example_distances(result).reset_index()
+    examples.insert(0, "challenge", challenge)
+    examples.insert(0, "member", member)
     paths = [save_run_table(name, table, run_dir=run_dir) for name, table in (
         ("performance", result.performance), ("thresholds", thresholds),
-        ("detections", detections), ("queries", queries))]
+        ("detections", detections), ("queries", queries), ("study_table", study_table_long(result)),
+        ("examples", examples))]
     target = Path(run_dir) / "provenance.json"
     write_json_atomic(target, run_provenance(result))
     return [*paths, target]

@@ -71,6 +71,9 @@ class SceneSpec:
         Most photos of one person shown in the video.
     subject : str or None
         LFW name of the person to find; ``None`` chooses one from member and seed.
+    co_subjects : tuple of str
+        Further LFW identities to be found in the same scene (the other members who ran
+        this challenge); each walks in the crowd and has its own held-out query photos.
     """
 
     member: str
@@ -93,6 +96,7 @@ class SceneSpec:
     max_roll_deg: float = 10.0
     photos_per_person: int = 5
     subject: str | None = None
+    co_subjects: tuple[str, ...] = ()
 
     def __post_init__(self) -> None:
         def bad(what: str) -> ConfigError:
@@ -125,6 +129,11 @@ class SceneSpec:
             raise bad("photo_period and photos_per_person must be ≥ 1")
         if not 0 <= self.max_roll_deg <= 45:
             raise bad(f"max_roll_deg must be in [0, 45], got {self.max_roll_deg}")
+        object.__setattr__(self, "co_subjects", tuple(self.co_subjects))
+        if self.co_subjects and self.subject is None:
+            raise bad("co_subjects need a subject: name the first person to find too")
+        if len(set((self.subject, *self.co_subjects))) != 1 + len(self.co_subjects):
+            raise bad(f"the people to find must be distinct, got {self.subject!r} and {list(self.co_subjects)}")
 
     @property
     def family(self) -> str:
@@ -135,8 +144,18 @@ class SceneSpec:
     def masked(self) -> bool:
         return self.family == "mask"
 
+    @property
+    def subjects(self) -> tuple[str, ...]:
+        """Every person to find in the scene, the (drone's) main subject first; empty for a stand-in."""
+        return (self.subject, *self.co_subjects) if self.subject is not None else ()
+
     def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
+        """The spec as plain values; ``co_subjects`` only when there are any (a one-subject spec keeps its hash)."""
+        values = asdict(self)
+        values["co_subjects"] = list(self.co_subjects)
+        if not self.co_subjects:
+            del values["co_subjects"]
+        return values
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> "SceneSpec":
@@ -227,30 +246,38 @@ def choose_query_photos(photos: list[Path]) -> dict[str, Path]:
     return {"front": photos[front], "side": photos[side]}
 
 
+def _check_subject(name: str, people: dict[str, list[Path]]) -> str:
+    if name not in people:
+        raise ConfigError(f"SceneSpec: subject {name!r} is not an LFW identity folder")
+    if len(people[name]) < 3:
+        raise ConfigError(f"SceneSpec: subject {name!r} has {len(people[name])} photos; "
+                          "at least 3 are needed (two query photos are held out of the video)")
+    return name
+
+
 def cast_scene(spec: SceneSpec, rng: np.random.Generator, people: dict[str, list[Path]]
-          ) -> tuple[list[ScenePerson], dict[str, Path]]:
-    """Pick the subject, its query photos, the crowd and the intruders."""
+               ) -> tuple[list[ScenePerson], dict[str, dict[str, Path]]]:
+    """Pick the people to find and their query photos, the crowd and the intruders.
+
+    Returns the cast (track ids shuffled) and, per person to find (the main subject
+    first), the held-out query photos ``{"front", "side"}``. Co-subjects walk in the
+    crowd with the role ``"member"``; without co-subjects the random draws are
+    those of a one-subject scene.
+    """
     if spec.subject is not None:
-        if spec.subject not in people:
-            raise ConfigError(f"SceneSpec: subject {spec.subject!r} is not an LFW identity folder")
-        if len(people[spec.subject]) < 3:
-            raise ConfigError(f"SceneSpec: subject {spec.subject!r} has {len(people[spec.subject])} photos; "
-                              "at least 3 are needed (two query photos are held out of the video)")
-        subject = spec.subject
+        subjects = [_check_subject(name, people) for name in spec.subjects]
     else:
-        subject = choose_subject(spec.member, spec.seed, people)
-    photos = people[subject]
-    query = choose_query_photos(photos)
-    shown = [p for p in photos if p not in query.values()]
+        subjects = [choose_subject(spec.member, spec.seed, people)]
+    queries = {name: choose_query_photos(people[name]) for name in subjects}
     n_people = spec.n_people if spec.n_people is not None else int(rng.integers(12, 21))
     n_intruders = 0
     if spec.family == "intruder":
         n_intruders = spec.n_intruders if spec.n_intruders is not None else int(rng.integers(2, 5))
-    pool = sorted(name for name, p in people.items() if len(p) >= 3 and name != subject)
-    if len(pool) < n_people - 1 + n_intruders:
-        raise DataNotFoundError(f"only {len(pool)} LFW identities have 3+ photos; "
-                                f"{n_people - 1 + n_intruders} are needed")
-    others = [pool[i] for i in rng.choice(len(pool), size=n_people - 1 + n_intruders, replace=False)]
+    pool = sorted(name for name, p in people.items() if len(p) >= 3 and name not in subjects)
+    n_others = max(0, n_people - len(subjects)) + n_intruders
+    if len(pool) < n_others:
+        raise DataNotFoundError(f"only {len(pool)} LFW identities have 3+ photos; {n_others} are needed")
+    others = [pool[i] for i in rng.choice(len(pool), size=n_others, replace=False)]
 
     def pick(candidates: list[Path]) -> tuple[Path, ...]:
         if len(candidates) <= spec.photos_per_person:
@@ -258,12 +285,13 @@ def cast_scene(spec: SceneSpec, rng: np.random.Generator, people: dict[str, list
         chosen = np.sort(rng.choice(len(candidates), size=spec.photos_per_person, replace=False))
         return tuple(candidates[int(i)] for i in chosen)
 
-    cast = [ScenePerson(1, subject, "subject", pick(shown))]
+    cast = [ScenePerson(1, name, "subject" if k == 0 else "member",
+                        pick([p for p in people[name] if p not in queries[name].values()]))
+            for k, name in enumerate(subjects)]
     for k, name in enumerate(others):
-        role = "crowd" if k < n_people - 1 else "intruder"
-        cast.append(ScenePerson(k + 2, name, role, pick(people[name])))
+        role = "crowd" if k < n_others - n_intruders else "intruder"
+        cast.append(ScenePerson(len(cast) + 1, name, role, pick(people[name])))
     # Track ids should not reveal the subject: shuffle them.
     ids = rng.permutation(len(cast)) + 1
     cast = [ScenePerson(int(i), p.identity, p.role, p.photos) for i, p in zip(ids, cast)]
-    return cast, query
-
+    return cast, queries

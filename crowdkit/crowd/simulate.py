@@ -111,10 +111,25 @@ class SceneResult:
     spec: SceneSpec
     manifest: Path
     people: tuple[ScenePerson, ...] = field(default=())
+    member_queries: dict[str, dict[str, Path]] = field(default_factory=dict)
 
     @property
     def folder(self) -> Path:
         return self.video.parent
+
+    @property
+    def subjects(self) -> tuple[str, ...]:
+        """Every person to find in the scene, the main subject first."""
+        return (self.subject, *self.member_queries)
+
+    def queries_of(self, identity: str) -> dict[str, Path]:
+        """The query photos of one person to find (``front``, ``side`` and, for masks, ``masked``)."""
+        if identity == self.subject:
+            return dict(self.query_photos)
+        if identity not in self.member_queries:
+            raise ConfigError(f"{self.folder}: {identity!r} is not one of the people to find in this scene "
+                              f"({', '.join(self.subjects)})")
+        return dict(self.member_queries[identity])
 
 
 def _relative(path: Path) -> str:
@@ -131,10 +146,12 @@ def _load_result(folder: Path, manifest: dict[str, Any]) -> SceneResult:
 
     people = tuple(ScenePerson(p["track_id"], p["identity"], p["role"],
                                tuple(config.data_root() / q for q in p["photos"])) for p in manifest["people"])
+    members = {name: {k: folder / v["file"] for k, v in photos.items()}
+               for name, photos in manifest.get("member_query_photos", {}).items()}
     return SceneResult(video=folder / "video.mp4", annotations_xml=folder / "annotations.xml",
                        query_photos={k: folder / v["file"] for k, v in manifest["query_photos"].items()},
                        subject=manifest["subject"], spec=SceneSpec.from_dict(manifest["spec"]),
-                       manifest=folder / "manifest.json", people=people)
+                       manifest=folder / "manifest.json", people=people, member_queries=members)
 
 
 def _existing_scene(spec: SceneSpec, out_dir: Path, overwrite: bool) -> SceneResult | None:
@@ -165,7 +182,7 @@ def _write_annotations(path: Path, spec: SceneSpec, people: list[ScenePerson], b
     write_cvat_video(path, annotations)
 
 
-def _write_query_photos(folder: Path, spec: SceneSpec, query: dict[str, Path]
+def _write_query_photos(folder: Path, spec: SceneSpec, query: dict[str, Path], prefix: str = "query_"
                         ) -> tuple[dict[str, str], dict[str, Path]]:
     """Copy the held-out photos (and draw the masked one); return file name and source photo per query."""
     import cv2
@@ -173,28 +190,45 @@ def _write_query_photos(folder: Path, spec: SceneSpec, query: dict[str, Path]
     from crowdkit.common.io import read_image
     from crowdkit.crowd.costume import draw_mask
 
-    query_files = {"front": "query_front.jpg", "side": "query_side.jpg"}
+    query_files = {"front": f"{prefix}front.jpg", "side": f"{prefix}side.jpg"}
     for kind, file in query_files.items():
         shutil.copyfile(query[kind], folder / file)
     query_sources = dict(query)
     if spec.masked:
         masked = draw_mask(read_image(query["front"]))
-        cv2.imwrite(str(folder / "query_masked.jpg"), cv2.cvtColor(masked, cv2.COLOR_RGB2BGR),
+        cv2.imwrite(str(folder / f"{prefix}masked.jpg"), cv2.cvtColor(masked, cv2.COLOR_RGB2BGR),
                     [cv2.IMWRITE_JPEG_QUALITY, 95])
-        query_files["masked"] = "query_masked.jpg"
+        query_files["masked"] = f"{prefix}masked.jpg"
         query_sources["masked"] = query["front"]
     return query_files, query_sources
 
 
+def _query_entries(files: dict[str, str], sources: dict[str, Path]) -> dict[str, dict[str, Any]]:
+    return {k: {"file": files[k], "source": _relative(sources[k]), "masked": k == "masked"} for k in files}
+
+
+def _write_member_queries(folder: Path, spec: SceneSpec, queries: dict[str, dict[str, Path]]
+                          ) -> dict[str, dict[str, dict[str, Any]]]:
+    """Query photos of the co-subjects (``query_<identity>_front.jpg``, ...), as manifest entries per identity."""
+    entries = {}
+    for name, query in list(queries.items())[1:]:
+        files, sources = _write_query_photos(folder, spec, query, prefix=f"query_{name}_")
+        entries[name] = _query_entries(files, sources)
+    return entries
+
+
 def _manifest(folder: Path, spec: SceneSpec, people: list[ScenePerson], query_files: dict[str, str],
-              query_sources: dict[str, Path], stats: dict[str, Any]) -> dict[str, Any]:
+              query_sources: dict[str, Path], stats: dict[str, Any],
+              member_queries: dict[str, dict[str, dict[str, Any]]] | None = None) -> dict[str, Any]:
     """What the scene holds, how it was made, and the sha256 of each file written into ``folder``."""
     import cv2
 
     from crowdkit import __version__
     from crowdkit.common.io import sha256_file
 
-    files = ["video.mp4", "annotations.xml", *query_files.values()]
+    files = ["video.mp4", "annotations.xml", *query_files.values(),
+             *(entry["file"] for photos in (member_queries or {}).values() for entry in photos.values())]
+    extra = {"member_query_photos": member_queries} if member_queries else {}
     return {
         "crowdkit_version": __version__,
         "generator": "crowdkit.crowd.simulate",
@@ -203,8 +237,8 @@ def _manifest(folder: Path, spec: SceneSpec, people: list[ScenePerson], query_fi
         "subject": next(p.identity for p in people if p.role == "subject"),
         "subject_track_id": next(p.track_id for p in people if p.role == "subject"),
         "primary_query": "masked" if spec.challenge == "mask2" else "front",
-        "query_photos": {k: {"file": query_files[k], "source": _relative(query_sources[k]),
-                             "masked": k == "masked"} for k in query_files},
+        "query_photos": _query_entries(query_files, query_sources),
+        **extra,
         "people": [{"track_id": p.track_id, "identity": p.identity, "role": p.role,
                     "photos": [_relative(q) for q in p.photos]} for p in sorted(people, key=lambda p: p.track_id)],
         "lfw_variant": "deepfunneled",
@@ -254,7 +288,7 @@ def generate_scene(spec: SceneSpec, out_dir: str | os.PathLike, *, overwrite: bo
         return existing
     people_photos = lfw_people(lfw_root)
     rng = scene_rng(spec)
-    people, query = cast_scene(spec, rng, people_photos)
+    people, queries = cast_scene(spec, rng, people_photos)
     motion = plan_motion(spec, people, rng)
     out_dir.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=f".{out_dir.name}.", suffix=".part", dir=out_dir.parent))
@@ -262,8 +296,9 @@ def generate_scene(spec: SceneSpec, out_dir: str | os.PathLike, *, overwrite: bo
     try:
         boxes, stats = render_video(spec, people, motion, rng, tmp / "video.mp4", progress=progress)
         _write_annotations(tmp / "annotations.xml", spec, people, boxes)
-        query_files, query_sources = _write_query_photos(tmp, spec, query)
-        manifest = _manifest(tmp, spec, people, query_files, query_sources, stats)
+        query_files, query_sources = _write_query_photos(tmp, spec, next(iter(queries.values())))
+        members = _write_member_queries(tmp, spec, queries)
+        manifest = _manifest(tmp, spec, people, query_files, query_sources, stats, members)
         write_json_atomic(tmp / "manifest.json", manifest)
         _move_into_place(tmp, out_dir)
     finally:

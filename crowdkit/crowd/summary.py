@@ -32,7 +32,8 @@ _RATES = ("precision", "recall", "f1", "accuracy")
 
 def collect_runs(runs_dir: str | Path) -> dict[str, pd.DataFrame]:
     """Every finished run's tables under ``runs_dir`` (see :func:`crowdkit.common.run_tables.collect_run_tables`)."""
-    return {name: collect_run_tables(runs_dir, name) for name in ("performance", "thresholds", "queries")}
+    return {name: collect_run_tables(runs_dir, name)
+            for name in ("performance", "thresholds", "queries", "study_table", "examples")}
 
 
 def summary_table(performance: pd.DataFrame, *, value: str = "f1", main_only: bool = True) -> pd.DataFrame:
@@ -157,3 +158,43 @@ def reported_table(path: str | Path, performance: pd.DataFrame) -> pd.DataFrame:
     if not path.is_file():
         return pd.DataFrame()
     return reported_beside_ours(pd.read_csv(path), performance)
+
+
+def _study_order(frame: pd.DataFrame) -> pd.DataFrame:
+    """Rows sorted as the report prints its runs: member (Peter, Ahmed, Yousef, Nawfal, then others), challenge."""
+    from crowdkit.crowd.reported import MEMBERS
+
+    members = {m: i for i, m in enumerate(MEMBERS)}
+    challenges = {c: i for i, c in enumerate(CHALLENGES)}
+    order = frame.assign(_m=frame["member"].map(lambda m: members.get(m, len(members))),
+                         _c=frame["challenge"].map(lambda c: challenges.get(c, len(challenges))))
+    return order.sort_values(["_m", "member", "_c"], kind="stable").drop(columns=["_m", "_c"])
+
+
+def reported_vs_ours(study_tables: pd.DataFrame) -> pd.DataFrame:
+    """Every run's study-layout table (:func:`crowdkit.crowd.study_table.study_table`) side by side.
+
+    One row per member × challenge × source (the study's printed table, ours at the study's
+    rule, ours at the run's threshold), one column per figure in the study's order.
+    """
+    from crowdkit.crowd.study_table import OUR_ROWS, STUDY_ROWS
+
+    if study_tables.empty:
+        return pd.DataFrame()
+    frame = _study_order(study_tables)
+    sources = list(dict.fromkeys(frame["source"]))
+    wide = frame.pivot_table(index=["member", "challenge", "source"], columns="figure", values="value",
+                             aggfunc="first", sort=False)
+    runs = list(dict.fromkeys(zip(frame["member"], frame["challenge"])))
+    sources.sort(key=lambda source: not source.startswith("study"))  # the printed table first, then ours
+    index = [(m, c, s) for m, c in runs for s in sources if (m, c, s) in wide.index]
+    return wide.reindex(index=pd.MultiIndex.from_tuples(index, names=wide.index.names),
+                        columns=[c for c in (*STUDY_ROWS, *OUR_ROWS) if c in wide.columns])
+
+
+def examples_vs_ours(examples: pd.DataFrame) -> pd.DataFrame:
+    """The study's example cosine values beside our distances of the same outcome, every run."""
+    if examples.empty:
+        return pd.DataFrame()
+    frame = _study_order(examples.drop(columns=["run"], errors="ignore"))
+    return frame.set_index(["member", "challenge", "outcome", "example"])

@@ -1,7 +1,9 @@
 """Decision thresholds: the study's mean + kσ rule, sweeps, what a new threshold changes, the KDE figure.
 
 The study looked at the distances of its true positives and re-tuned the
-threshold as their mean + 2σ. :func:`mean_plus_k_sigma` computes it;
+threshold as their mean + 2σ (sample σ, rounded to 4 decimals: :func:`study_retuning`,
+with the false positives' mean and σ and the overlap check it printed).
+:func:`mean_plus_k_sigma` computes our variant (population σ);
 :func:`what_changes` says which decisions it would flip and the confusion it
 would give; :func:`threshold_sweep` gives the full picture over many
 thresholds. A detection is decided positive when ``distance <= threshold``
@@ -30,6 +32,9 @@ from crowdkit.common.metrics import Confusion, UndefinedMetricWarning
 def mean_plus_k_sigma(distances: Sequence[float], *, k: float = 2.0, ddof: int = 0) -> float:
     """``mean(distances) + k · std(distances)`` (population σ unless ``ddof=1``); NaN values are dropped.
 
+    Our variant, unrounded, with the population σ; the study's own computation (sample
+    σ, rounded to 4 decimals) is :func:`study_retuning`.
+
     NaN, with a warning, when there are no distances (no true positives to tune from).
     """
     values = np.asarray(distances, dtype=float).ravel()
@@ -39,6 +44,56 @@ def mean_plus_k_sigma(distances: Sequence[float], *, k: float = 2.0, ddof: int =
                       UndefinedMetricWarning, stacklevel=2)
         return math.nan
     return float(values.mean() + k * values.std(ddof=ddof))
+
+
+@dataclass(frozen=True)
+class StudyRetuning:
+    """The study's threshold re-tuning, as it computed it, from the true and false positives' distances.
+
+    ``threshold`` is mean + 2 × the *sample* standard deviation (ddof=1) of the true
+    positives' distances, rounded to 4 decimals; the means and standard deviations are
+    rounded to 4 decimals as the study printed them. ``overlap`` is the check it printed:
+    the largest true-positive distance against the smallest false-positive one (True when
+    they overlap, so no single threshold separates them). NaN / None where undefined
+    (fewer than two true positives for the σ; no false positive for the overlap).
+    """
+
+    n_tp: int
+    n_fp: int
+    tp_mean: float
+    tp_std: float
+    fp_mean: float
+    fp_std: float
+    threshold: float
+    tp_max: float
+    fp_min: float
+    overlap: bool | None
+
+    def as_row(self) -> dict[str, float | int | bool | None]:
+        return {"study_tp_mean": self.tp_mean, "study_tp_std": self.tp_std, "study_fp_mean": self.fp_mean,
+                "study_fp_std": self.fp_std, "study_threshold": self.threshold, "tp_max": self.tp_max,
+                "fp_min": self.fp_min, "overlap": self.overlap}
+
+
+def _sample_stats(values: np.ndarray) -> tuple[float, float]:
+    mean = round(float(values.mean()), 4) if values.size else math.nan
+    std = round(float(values.std(ddof=1)), 4) if values.size > 1 else math.nan
+    return mean, std
+
+
+def study_retuning(tp_distances: Sequence[float], fp_distances: Sequence[float]) -> StudyRetuning:
+    """:class:`StudyRetuning` of the given distances (NaN values dropped)."""
+    tp = np.asarray(tp_distances, dtype=float).ravel()
+    fp = np.asarray(fp_distances, dtype=float).ravel()
+    tp, fp = tp[~np.isnan(tp)], fp[~np.isnan(fp)]
+    tp_mean, tp_std = _sample_stats(tp)
+    fp_mean, fp_std = _sample_stats(fp)
+    tp_max = float(tp.max()) if tp.size else math.nan
+    fp_min = float(fp.min()) if fp.size else math.nan
+    return StudyRetuning(
+        n_tp=int(tp.size), n_fp=int(fp.size), tp_mean=tp_mean, tp_std=tp_std, fp_mean=fp_mean, fp_std=fp_std,
+        threshold=round(tp_mean + 2 * tp_std, 4) if tp.size > 1 else math.nan, tp_max=tp_max, fp_min=fp_min,
+        overlap=bool(tp_max >= fp_min) if tp.size and fp.size else None)
 
 
 def _confusions(labels: np.ndarray, distances: np.ndarray, thresholds: np.ndarray) -> np.ndarray:

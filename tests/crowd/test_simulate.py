@@ -286,7 +286,7 @@ def test_cli_writes_a_scene(tmp_path, capsys):
     from crowdkit.cli import main
 
     out = tmp_path / "cli"
-    code = main(["simulate", "--member", "tester", "--challenge", "mask1", "--seed", "1", "--out", str(out),
+    code = main(["simulate", "--member", "tester", "--stand-in", "--challenge", "mask1", "--seed", "1", "--out", str(out),
                  "--frames", "2", "--people", "3", "--json"])
     assert code == 0
     printed = json.loads(capsys.readouterr().out)

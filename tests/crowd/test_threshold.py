@@ -76,3 +76,15 @@ def test_kde_never_crashes(tp, fp):
     if len(tp) < 2:
         assert any("true positives" in t.get_text() for t in ax.texts)
     plt.close(ax.figure)
+
+
+def test_study_retuning_uses_the_sample_sigma_rounded_and_checks_the_overlap():
+    from crowdkit.crowd.threshold import study_retuning
+
+    tp, fp = [0.40, 0.50, 0.60], [0.55, 0.70]
+    study = study_retuning(tp, fp)
+    assert study.tp_std == round(float(np.std(tp, ddof=1)), 4) == 0.1
+    assert study.threshold == 0.7 and study.fp_mean == 0.625 and study.overlap is True
+    assert (study.tp_max, study.fp_min) == (0.6, 0.55)
+    one = study_retuning([0.4], [])
+    assert math.isnan(one.threshold) and one.overlap is None
