@@ -308,33 +308,6 @@ def performance_table(confusions: Mapping[str, Confusion], *, display: bool = Fa
 RATE_COLUMNS = ("precision", "recall", "f1", "accuracy", "specificity")
 
 
-def check_reported(table: pd.DataFrame, *, tolerance: float = 0.005) -> pd.DataFrame:
-    """Recompute rates from reported counts and flag reported rates that disagree.
-
-    ``table`` has columns ``TP, FP, TN, FN`` and any of ``precision, recall,
-    f1, accuracy`` as printed (fractions, not percent; NaN where the report
-    printed nothing or "undefined"). Returns the table with, per rate,
-    ``<rate>_recomputed`` and ``<rate>_ok``: True when it matches within
-    ``tolerance`` (rounding), False when it disagrees, and also False when the
-    report printed a number where the counts leave the rate undefined.
-    """
-    result = table.copy()
-    confusions = [Confusion(int(r.TP), int(r.FP), int(r.TN), int(r.FN)) for r in table.itertuples()]
-    for rate in ("precision", "recall", "f1", "accuracy"):
-        if rate not in table.columns:
-            continue
-        recomputed = np.array([c.as_row()[rate] for c in confusions], dtype=float)
-        printed = table[rate].to_numpy(dtype=float)
-        both_nan = np.isnan(recomputed) & np.isnan(printed)
-        close = np.isclose(printed, recomputed, atol=tolerance, rtol=0)
-        result[f"{rate}_recomputed"] = recomputed
-        result[f"{rate}_ok"] = both_nan | close
-    return result
-
-
-# --------------------------------------------------------------------------- verification thresholds
-
-
 def best_accuracy_threshold(distances: Sequence[float], same: Sequence[bool]) -> tuple[float, float]:
     """The threshold that maximises the accuracy of deciding "same" when ``distance <= threshold``.
 

@@ -12,7 +12,6 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import pandas as pd
 
 from crowdkit.common.metrics import format_rate
 from crowdkit.crowd.results import CrowdRunResult
@@ -126,12 +125,3 @@ def collected_runs(runs_dir: str | Path, runs: list[str]) -> str:
     if not runs:
         return f"Collected **0** finished run(s) from `{runs_dir}`. Run `crowdkit run data/plans/crowd.yaml` first."
     return f"Collected **{len(runs)}** finished run(s) from `{runs_dir}`: " + ", ".join(runs)
-
-
-def reported_summary(path: str | Path, beside: pd.DataFrame) -> str:
-    """How many reported tables were read from ``path`` and how many printed figures disagree with their counts."""
-    if not Path(path).is_file():
-        return f"`{path}` does not exist: nothing to compare."
-    flags = [c for c in beside.columns if c.endswith("_ok")]
-    disagree = int((~beside[flags]).sum().sum()) if flags else 0
-    return f"{len(beside)} reported table(s); {disagree} printed figure(s) disagree with their own counts."

@@ -17,7 +17,7 @@ from pathlib import Path
 import pandas as pd
 
 from crowdkit.common.exceptions import ConfigError
-from crowdkit.common.metrics import check_reported, format_rate
+from crowdkit.common.metrics import format_rate
 from crowdkit.common.run_tables import collect_run_tables
 from crowdkit.crowd.params import ALL_PHOTOS
 from crowdkit.crowd.scene import CHALLENGES
@@ -74,28 +74,6 @@ def gain_table(performance: pd.DataFrame, *, compare: str = "level", value: str 
     return wide
 
 
-def reported_beside_ours(reported: pd.DataFrame, performance: pd.DataFrame, *, tolerance: float = 0.005
-                         ) -> pd.DataFrame:
-    """The study's printed tables, each rate checked against its own counts, beside our runs of that challenge.
-
-    ``reported`` has ``member, challenge, TP, FP, TN, FN`` and the printed
-    ``precision, recall, f1, accuracy`` (fractions; NaN where nothing was
-    printed). The result adds :func:`crowdkit.common.metrics.check_reported`'s
-    ``<rate>_recomputed``/``<rate>_ok`` columns and ``ours_<rate>``: the mean
-    over our members of that challenge under the study's rule, per frame.
-    """
-    missing = [c for c in ("member", "challenge", "TP", "FP", "TN", "FN") if c not in reported.columns]
-    if missing:
-        raise ConfigError(f"the reported table lacks column(s) {', '.join(missing)}")
-    checked = check_reported(reported, tolerance=tolerance)
-    if performance.empty:
-        return checked
-    ours = performance[performance["main"] & (performance["rule"] == "study") & (performance["level"] == "frame")]
-    rates = [r for r in ("precision", "recall", "f1", "accuracy") if r in ours]
-    means = ours.groupby("challenge")[rates].mean().add_prefix("ours_")
-    return checked.merge(means, left_on="challenge", right_index=True, how="left")
-
-
 def in_challenge_order(table: pd.DataFrame) -> pd.DataFrame:
     """Rows of a table indexed by (member, challenge, ...) sorted by member, then challenge in the study's order."""
     rank = {c: i for i, c in enumerate(CHALLENGES)}
@@ -150,14 +128,6 @@ def retuning_table(thresholds: pd.DataFrame) -> pd.DataFrame:
         return pd.DataFrame()
     table = in_challenge_order(thresholds.set_index(["member", "challenge", "rule"]))
     return table[list(RETUNING_COLUMNS)].round(3)
-
-
-def reported_table(path: str | Path, performance: pd.DataFrame) -> pd.DataFrame:
-    """:func:`reported_beside_ours` for the transcribed tables in ``path`` (CSV); empty when it does not exist."""
-    path = Path(path)
-    if not path.is_file():
-        return pd.DataFrame()
-    return reported_beside_ours(pd.read_csv(path), performance)
 
 
 def _study_order(frame: pd.DataFrame) -> pd.DataFrame:

@@ -49,9 +49,19 @@ def test_every_plan_loads_for_every_profile():
         for profile in ("quick", "default", "full"):
             plan = plans.load_plan(path, profile)
             assert plan.runs, f"{path} has no runs for profile {profile}"
-    crowd = plans.load_plan(config.PROJECT_ROOT / "data" / "plans" / "crowd.yaml")
-    assert len(crowd.runs) == 24
-    assert len({(r.parameters["member"], r.parameters["challenge"]) for r in crowd.runs}) == 24
+    crowd_plan = config.PROJECT_ROOT / "data" / "plans" / "crowd.yaml"
+    every = plans.load_plan(crowd_plan, "all")
+    assert len({(r.parameters["member"], r.parameters["challenge"]) for r in every.runs}) == 24
+
+
+def test_the_default_crowd_plan_is_the_studys_run_matrix():
+    """The 20 runs of the report: each member with the challenges that member ran (its table of contents)."""
+    from crowdkit.crowd.reported import load_crowd_tables
+
+    study = plans.load_plan(config.PROJECT_ROOT / "data" / "plans" / "crowd.yaml")
+    ours = sorted((r.parameters["member"], r.parameters["challenge"]) for r in study.runs)
+    printed = sorted(zip(load_crowd_tables()["member"], load_crowd_tables()["challenge"]))
+    assert ours == printed and len(ours) == 20
 
 
 #: A notebook tells the story; logic lives in the library (issue 11's target).

@@ -147,19 +147,3 @@ def test_performance_table_display():
     assert table.loc["mask2", "precision"] == "undefined" and table.loc["mask2", "recall"] == "0.000"
     assert table.loc["mask2", "TN"] == 80
     assert performance_table({}).empty
-
-
-def test_check_reported_flags_disagreement():
-    from crowdkit.common.metrics import check_reported
-
-    reported = pd.DataFrame({
-        "TP": [5, 0, 5, 0], "FP": [1, 0, 1, 0], "TN": [90, 80, 90, 80], "FN": [4, 7, 4, 7],
-        "precision": [0.833, np.nan, 0.9, 0.0], "recall": [0.556, 0.0, 0.556, 0.0],
-        "accuracy": [0.95, 0.92, 0.95, 0.95],
-    })
-    checked = check_reported(reported)
-    # blank where undefined is right; 0.9 for 5/6 is wrong; 0 printed for an undefined precision is wrong
-    assert checked.precision_ok.tolist() == [True, True, False, False]
-    assert checked.recall_ok.all()
-    assert checked.accuracy_ok.tolist() == [True, True, True, False]  # 80/87 = 0.9195 printed 0.92: rounding
-    assert checked.precision_recomputed.iloc[0] == pytest.approx(5 / 6)

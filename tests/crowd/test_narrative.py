@@ -1,7 +1,6 @@
 """crowdkit.crowd.narrative: the Markdown a run page and the summary page show, for every branch."""
 from __future__ import annotations
 
-import pandas as pd
 import pytest
 
 from crowdkit.crowd import narrative
@@ -53,8 +52,3 @@ def test_a_mask_run_with_no_face_found(tmp_path, monkeypatch):
 def test_summary_page_prose(tmp_path):
     assert "Run `crowdkit run data/plans/crowd.yaml` first" in narrative.collected_runs("runs", [])
     assert narrative.collected_runs("runs", ["a", "b"]) == "Collected **2** finished run(s) from `runs`: a, b"
-    assert narrative.reported_summary(tmp_path / "none.csv", pd.DataFrame()).endswith("nothing to compare.")
-    path = tmp_path / "reported.csv"
-    path.write_text("x\n")
-    beside = pd.DataFrame({"precision_ok": [True, False], "f1_ok": [False, False]})
-    assert narrative.reported_summary(path, beside) == "2 reported table(s); 3 printed figure(s) disagree with their own counts."
