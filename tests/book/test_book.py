@@ -43,6 +43,12 @@ FORBIDDEN_TEXT = {
 }
 
 
+#: Each part's landing page: it opens with the part's findings, a figure and a table.
+LANDING_PAGES = {"crowd": "book/runs/crowd_summary/summary.html", "bias": "book/bias/index.html"}
+#: Landing pages that must already show a figure and a table.
+FINDINGS_PAGES = ("crowd",)
+
+
 def chromium() -> str:
     path = shutil.which("chromium") or shutil.which("chromium-browser")
     if path is None:
@@ -249,9 +255,8 @@ def test_every_page_loads_without_traceback_and_every_image_is_real(built, serve
 def test_screenshots_of_index_part_landing_pages_and_a_run_page(built, server, tmp_path):
     browser = chromium()
     screenshot(browser, urljoin(server, "index.html"), ARTIFACTS / "book_index.png", tmp_path / "profile-a")
-    for part in ("crowd", "bias"):
-        screenshot(browser, urljoin(server, f"book/{part}/index.html"), ARTIFACTS / f"book_{part}_landing.png",
-                   tmp_path / f"profile-{part}")
+    for part, page in LANDING_PAGES.items():
+        screenshot(browser, urljoin(server, page), ARTIFACTS / f"book_{part}_landing.png", tmp_path / f"profile-{part}")
     run_pages = [p for p in pages(built["html"]) if "runs" in p.parts]
     assert run_pages, "no run page to photograph"
     preferred = [p for p in run_pages if "crowd" in p.parts or "engine" in p.parts] or run_pages
@@ -269,3 +274,12 @@ def test_the_page_reader_sees_outputs_but_not_collapsed_code():
     assert page.open_setup_cells == 1 and page.tables == 1 and page.figures == 1
     assert FORBIDDEN_TEXT["a log line or warning"].search(page.text)
     assert FORBIDDEN_TEXT["a path of the build machine"].search(page.text)
+
+
+def test_each_part_opens_with_a_figure_and_a_table(built, server, tmp_path):
+    browser = chromium()
+    for part in FINDINGS_PAGES:
+        page = _Page()
+        page.feed(dump_dom(browser, urljoin(server, LANDING_PAGES[part]), tmp_path / f"profile-landing-{part}"))
+        assert page.figures >= 1 and page.tables >= 1, f"{LANDING_PAGES[part]}: {page.figures} figures, {page.tables} tables"
+        assert "Findings" in page.text and "study's claim" in page.text
