@@ -17,6 +17,7 @@ from typing import Any, Iterable, Mapping
 from crowdkit import __version__
 from crowdkit.book.hashing import content_hash, read_sidecar
 from crowdkit.book.plans import RUN_DIR_PARAMETER, STAGING, RunSpec, relative_path
+from crowdkit.book.pages import shape_page
 from crowdkit.book.kernels import run_kernel_manager_class, stop_running_kernels
 from crowdkit.common.exceptions import RunFailedError, RunInterruptedError
 from crowdkit.common.io import write_json_atomic
@@ -80,8 +81,7 @@ def execute_run(spec: RunSpec, *, dependency_hashes: Mapping[str, str] | None = 
     record.update(finished=_now(), seconds=round(seconds, 3))
     if error_message:
         _keep_failed(spec, partial, record, error_message)
-    if spec.title:
-        _set_title(partial, spec.title)
+    shape_page(partial, title=spec.title, parameters=parameters)
     os.replace(partial, spec.output_path)
     spec.failed_path.unlink(missing_ok=True)
     record.update(status="ok")
@@ -202,29 +202,6 @@ def _keep_failed(spec: RunSpec, partial: Path, record: dict[str, Any], error_mes
     record.update(status="failed", error=error_message, failed_output=kept)
     write_json_atomic(spec.sidecar_path, record)
     raise RunFailedError(f"{error_message}. Partial output kept at {kept} for inspection.")
-
-
-def _set_title(path: Path, title: str) -> None:
-    """Give an executed notebook its page title: the first ``# `` heading becomes ``# title``.
-
-    Jupyter Book names a page after its first heading; runs of one notebook
-    would otherwise all carry the same name in the book's navigation.
-    """
-    import nbformat
-
-    nb = nbformat.read(path, as_version=4)
-    for cell in nb.cells:
-        if cell.cell_type != "markdown":
-            continue
-        lines = cell.source.splitlines()
-        for index, line in enumerate(lines):
-            if line.startswith("# "):
-                lines[index] = f"# {title}"
-                cell.source = "\n".join(lines)
-                nbformat.write(nb, path)
-                return
-    nb.cells.insert(0, nbformat.v4.new_markdown_cell(f"# {title}"))
-    nbformat.write(nb, path)
 
 
 def execute_job(spec: RunSpec, dependency_hashes: dict[str, str], kernel: str, force: bool,
