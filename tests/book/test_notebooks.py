@@ -114,3 +114,16 @@ def test_a_notebook_runs_from_its_own_folder(tmp_path):
     errors = [o for c in executed.cells if c.cell_type == "code" for o in c.get("outputs", []) if o.output_type == "error"]
     assert not errors
     assert "SHA256SUMS" in str(executed.cells)
+
+
+@pytest.mark.parametrize("path", NOTEBOOKS, ids=_id)
+def test_every_figure_has_a_caption_and_alt_text(path):
+    """A cell that draws a figure (calls a ``plot_`` function) carries myst-nb's figure caption and image alt text."""
+    missing = []
+    for index, cell in enumerate(code_cells(path)):
+        if "plot_" not in cell.source:
+            continue
+        options = cell.metadata.get("mystnb", {})
+        if not options.get("figure", {}).get("caption") or not options.get("image", {}).get("alt"):
+            missing.append(index)
+    assert not missing, f"{_id(path)}: figure cells {missing} lack metadata mystnb.figure.caption / mystnb.image.alt"
