@@ -57,6 +57,17 @@ CREATE TABLE images (
     predicted TEXT NOT NULL, has_face INTEGER, PRIMARY KEY (identity, path));
 """
 
+#: The dissertation's data table (its Fig. 4.13: id, classname, no_of_imgs, race, path, count) over ours:
+#: ``id`` the row number (1, 2, … in build order), ``classname`` the identity, ``no_of_imgs`` all its photos,
+#: ``race`` the predicted label as an index into ``CLASSES``, ``path`` its folder, and ``count`` 0 (the figure
+#: prints 0 on every row and the dissertation does not say what it counts).
+THESIS_COLUMNS_SQL = (
+    "SELECT rowid AS id, identity AS classname, image_count AS no_of_imgs, CASE label "
+    + " ".join(f"WHEN '{name}' THEN {i}" for i, name in enumerate(CLASSES))
+    + " END AS race, path, 0 AS count FROM identities"
+)
+_SCHEMA += f"CREATE VIEW thesis_identities AS {THESIS_COLUMNS_SQL};\n"
+
 
 @dataclass(frozen=True)
 class LookupTableInfo:
@@ -163,16 +174,24 @@ def build_lookup_table(db_path: str | os.PathLike, identities: Mapping[str, Sequ
 
 def read_lookup_table(db_path: str | os.PathLike, *, classifier: EthnicityClassifier | Mapping[str, str] | None = None,
                       table: str = "identities"):
-    """The ``identities`` (or ``images``) table as a DataFrame; with ``classifier``, check it made the table first."""
+    """The ``identities`` (or ``images``, ``meta``, ``thesis_identities``) table as a DataFrame; with ``classifier``,
+    check it made the table first.
+
+    ``thesis_identities`` is the dissertation's layout of the identities
+    (:data:`THESIS_COLUMNS_SQL`), read with that query so that tables built
+    before the view existed give it too.
+    """
     import pandas as pd
 
-    if table not in {"identities", "images", "meta"}:
-        raise ConfigError(f"table must be 'identities', 'images' or 'meta', got {table!r}")
+    if table not in {"identities", "images", "meta", "thesis_identities"}:
+        raise ConfigError(f"table must be 'identities', 'images', 'meta' or 'thesis_identities', got {table!r}")
     if classifier is not None:
         check_lookup_table(db_path, classifier)
     else:
         read_lookup_meta(db_path)
     with sqlite3.connect(f"file:{Path(db_path)}?mode=ro", uri=True) as con:
+        if table == "thesis_identities":
+            return pd.read_sql_query(f"{THESIS_COLUMNS_SQL} ORDER BY id", con)
         order = "identity" if table == "identities" else ("identity, path" if table == "images" else "key")
         frame = pd.read_sql_query(f"SELECT * FROM {table} ORDER BY {order}", con)
     return frame
@@ -255,6 +274,38 @@ class PredictedLabels:
     def error_note(self) -> str:
         """Markdown: these are predictions, and how often the classifier is wrong."""
         return self.measured.error_note()
+
+    def lookup_note(self) -> str:
+        """Markdown under the label table: predictions, their measured error, and why it is likely higher here."""
+        return (f"These are **predicted** labels: the classifier that made them is wrong on "
+                f"{self.measured.error_rate:.1%} of held-out UTKFace faces (more on some classes, see the recall "
+                "column above), and CelebA's in-the-wild photos differ from UTKFace's crops, so the error here is "
+                "likely higher.")
+
+    def build_note(self, celeba: Any = None) -> str:
+        """Markdown: what the build classified (identities, photos, photos without a face) and, given the loaded
+        ``celeba``, its size and the byte-identical groups its loader dropped."""
+        text = ""
+        if celeba is not None:
+            text = (f"CelebA: {len(celeba)} identities, {celeba.report.image_count} photos; "
+                    f"{len(celeba.report.conflicting_duplicates)} byte-identical groups with different identities "
+                    "dropped. ")
+        if self.built is not None:
+            b = self.built
+            text += (f"{b.identities} identities, {b.images} photos classified; no face found in "
+                     f"{b.images_without_face} ({b.images_without_face / b.images:.1%}; those photos were "
+                     "classified whole).")
+        return text
+
+    def provenance(self, packages: Sequence[str] = ("crowdkit", "numpy", "scikit-learn", "dlib-bin", "torch")):
+        """Package versions, the classifier, its training checksum and the lookup table's file, as a one-column frame."""
+        import pandas as pd
+
+        from crowdkit.common import provenance
+
+        return pd.Series({**provenance.package_versions(list(packages)), "classifier": self.measured.name,
+                          "training checksum": self.measured.classifier.checksum,
+                          "lookup table": str(self.db_path)}).to_frame("run")
 
 
 def profile_identities(profile: BiasProfile, celeba: Any = None) -> dict[str, list[Path]]:

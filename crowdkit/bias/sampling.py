@@ -5,7 +5,8 @@ identity, at most ``images_per_person`` from each (FaceNet's ``sample_people``).
 The stratified sampler splits those images between labels (predicted ethnicity
 labels from the lookup table) in proportion to the dataset's label distribution,
 rounded with the largest-remainder (Hamilton) method so the quotas sum exactly to
-the batch size.
+the batch size (``quota_mode="exact"``). ``quota_mode="study"`` follows the
+dissertation's arithmetic instead (:func:`study_quotas`, :class:`StratifiedBatchSampler`).
 
 Identities with fewer than ``min_images`` images (default 2: one image cannot
 form a positive pair) are left out of both samplers and listed in ``excluded``.
@@ -107,6 +108,30 @@ def largest_remainder(total: int, weights: Mapping[Hashable, float] | Sequence[f
     return dict(zip(keys, result)) if keys is not None else result
 
 
+def study_quotas(total: int, weights: Mapping[Hashable, float]) -> dict:
+    """Split ``total`` the dissertation's way: the floor of each label's share, the whole remainder to the first label.
+
+    Unlike :func:`largest_remainder`, the first label (in mapping order) may get
+    several images more than its exact share.
+
+    >>> study_quotas(10, {"a": 1, "b": 1, "c": 1})   # 3.33 each: floors 3, 3, 3, remainder 1 to "a"
+    {'a': 4, 'b': 3, 'c': 3}
+    >>> study_quotas(7, {"a": 0.25, "b": 0.5, "c": 0.25})   # floors 1, 3, 1: the 2 left go to "a"
+    {'a': 3, 'b': 3, 'c': 1}
+    """
+    keys = list(weights)
+    w = np.array([weights[k] for k in keys], dtype=np.float64)
+    if not keys or np.any(w < 0) or not np.all(np.isfinite(w)) or w.sum() <= 0:
+        raise ConfigError(f"weights must be finite, non-negative and not all zero, got {w.tolist()}")
+    shares = np.floor(w / w.sum() * int(total)).astype(np.int64)
+    shares[0] += int(total) - int(shares.sum())
+    return {k: int(v) for k, v in zip(keys, shares)}
+
+
+#: How :class:`StratifiedBatchSampler` turns label shares into a batch.
+QUOTA_MODES = ("exact", "study")
+
+
 def _eligible(identities: Mapping[Hashable, int], min_images: int) -> tuple[dict, tuple]:
     if min_images < 1:
         raise ConfigError(f"min_images must be at least 1, got {min_images}")
@@ -191,6 +216,16 @@ class StratifiedBatchSampler:
     ``Batch.borrowed``; this happens only when a label's identities cannot fill
     its quota at all.
 
+    ``quota_mode="study"`` reproduces the dissertation's sampler instead: quotas
+    from :func:`study_quotas` (floors, the remainder to the first label); then,
+    until the batch is full, a label is drawn at random at every step and, if
+    its quota is not spent, one of its identities is drawn at random **with
+    replacement** (an identity may appear twice in a batch) and gives up to
+    ``images_per_person`` images; the quota is reduced by what it gave and may
+    end below zero (a label can overshoot its quota by up to
+    ``images_per_person − 1`` images). Nothing is borrowed and ``Batch.epoch``
+    stays 0.
+
     Parameters
     ----------
     identities
@@ -200,12 +235,17 @@ class StratifiedBatchSampler:
         without a label get :data:`UNLABELLED`.
     proportions
         Optional label → weight (e.g. equal weights for a balanced design).
+    quota_mode
+        ``"exact"`` (largest remainder, the default) or ``"study"`` (the dissertation's).
     """
 
     def __init__(self, identities: Mapping[Hashable, int], labels: Mapping[Hashable, str], *, people_per_batch: int = 45,
                  images_per_person: int = 40, seed: int = 0, proportions: Mapping[str, float] | None = None,
-                 min_images: int = 2) -> None:
+                 min_images: int = 2, quota_mode: str = "exact") -> None:
         _check_sizes(people_per_batch, images_per_person)
+        if quota_mode not in QUOTA_MODES:
+            raise ConfigError(f"quota_mode must be one of {', '.join(QUOTA_MODES)}, got {quota_mode!r}")
+        self.quota_mode = quota_mode
         self.identities, self.excluded = _eligible(identities, min_images)
         self.people_per_batch, self.images_per_person, self.seed = people_per_batch, images_per_person, seed
         self.batch_size = people_per_batch * images_per_person
@@ -220,11 +260,35 @@ class StratifiedBatchSampler:
         if unknown:
             raise ConfigError(f"proportions name label(s) {unknown} that no eligible identity carries; labels: {list(self.pools)}")
         self.proportions = {label: float(proportions.get(label, 0.0)) for label in self.pools}
-        self.quotas: dict[str, int] = largest_remainder(self.batch_size, self.proportions)
+        split = largest_remainder if quota_mode == "exact" else study_quotas
+        self.quotas: dict[str, int] = split(self.batch_size, self.proportions)
         if sum(min(n, images_per_person) for n in self.identities.values()) < self.batch_size:
             raise ConfigError(f"the {len(self.identities)} eligible identities cannot fill a batch of {self.batch_size} images")
 
     def __iter__(self) -> Iterator[Batch]:
+        return self._study_stream() if self.quota_mode == "study" else self._exact_stream()
+
+    def _study_stream(self) -> Iterator[Batch]:
+        """The dissertation's loop: a random label per step, a random identity of it (with replacement)."""
+        rng = np.random.default_rng(self.seed)
+        names = list(self.pools)
+        while True:
+            left = dict(self.quotas)
+            ids, idx, labs = [], [], []
+            while len(ids) < self.batch_size:
+                label = names[int(rng.integers(len(names)))]
+                if left[label] <= 0:
+                    continue
+                pool = self.pools[label]
+                key = pool[int(rng.integers(len(pool)))]
+                take = min(self.identities[key], self.images_per_person, self.batch_size - len(ids))
+                ids.extend([key] * take)
+                idx.extend(int(i) for i in rng.permutation(self.identities[key])[:take])
+                labs.extend([label] * take)
+                left[label] -= take
+            yield Batch(tuple(ids), tuple(idx), tuple(labs), 0, 0)
+
+    def _exact_stream(self) -> Iterator[Batch]:
         rng = np.random.default_rng(self.seed)
         queues: dict[str, list[Hashable]] = {label: [] for label in self.pools}
         passes = {label: -1 for label in self.pools}

@@ -115,3 +115,20 @@ def test_ensure_lookup_table_rebuilds_only_when_needed(probe, celeba_few, tmp_pa
     fewer = dict(list(celeba_few.items())[:3])
     ensure_lookup_table(db, fewer, probe, max_images=5, seed=0, progress=False)
     assert len(read_lookup_table(db)) == 3
+
+
+def test_lookup_table_carries_the_thesis_columns(probe, celeba_few, tmp_path):
+    db = tmp_path / "lookup.sqlite"
+    build_lookup_table(db, celeba_few, probe, max_images=5, seed=0, progress=False)
+    ours = read_lookup_table(db)
+    thesis = read_lookup_table(db, table="thesis_identities")
+    assert list(thesis.columns) == ["id", "classname", "no_of_imgs", "race", "path", "count"]
+    assert thesis["id"].tolist() == list(range(1, 7)) and thesis["classname"].tolist() == list(celeba_few)
+    by_name = ours.set_index("identity")
+    for row in thesis.itertuples():
+        assert row.no_of_imgs == by_name.loc[row.classname, "image_count"] == len(celeba_few[row.classname])
+        assert CLASSES[row.race] == by_name.loc[row.classname, "label"]
+        assert row.path == by_name.loc[row.classname, "path"] and row.count == 0
+    with sqlite3.connect(db) as con:  # the same rows as a view, for anyone opening the file
+        view = con.execute("SELECT id, classname, race FROM thesis_identities ORDER BY id").fetchall()
+    assert view == list(thesis[["id", "classname", "race"]].itertuples(index=False, name=None))

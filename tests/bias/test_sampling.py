@@ -188,3 +188,40 @@ def test_batch_composition_with_override_labels():
     batch = Batch(("a", "a", "b"), (0, 1, 0), ("unlabelled",) * 3)
     frame = batch_composition([batch], {"a": "x", "b": "y"})
     assert frame.loc[0].to_dict() == {"x": 2, "y": 1}
+
+
+# --------------------------------------------------------------------------- the dissertation's quota mode
+
+
+def test_study_quotas_give_the_whole_remainder_to_the_first_label():
+    from crowdkit.bias.sampling import study_quotas
+
+    assert study_quotas(10, {"a": 1, "b": 1, "c": 1}) == {"a": 4, "b": 3, "c": 3}
+    assert study_quotas(7, {"a": 0.25, "b": 0.5, "c": 0.25}) == {"a": 3, "b": 3, "c": 1}  # largest remainder: 2, 3, 2
+    shares = dict(zip(SHARES, [0.551, 0.149, 0.15, 0.10, 0.05]))
+    quotas = study_quotas(150, shares)
+    assert sum(quotas.values()) == 150 and quotas["White"] == 82 + (150 - 82 - 22 - 22 - 15 - 7)
+    with pytest.raises(ConfigError):
+        study_quotas(10, {"a": 0, "b": 0})
+
+
+def test_study_mode_draws_labels_at_random_with_replacement(dataset):
+    sizes, labels = dataset
+    sampler = StratifiedBatchSampler(sizes, labels, people_per_batch=15, images_per_person=10, seed=0,
+                                     quota_mode="study")
+    exact = StratifiedBatchSampler(sizes, labels, people_per_batch=15, images_per_person=10, seed=0)
+    assert sum(sampler.quotas.values()) == sampler.batch_size
+    first = next(iter(sampler.quotas))
+    assert sampler.quotas[first] >= exact.quotas[first]
+    batches = sampler.batches(50)
+    assert all(len(b) == sampler.batch_size and b.borrowed == 0 and b.epoch == 0 for b in batches)
+    composition = batch_composition(batches)
+    # every label stays within images_per_person - 1 of its quota: it stops once spent, the last draw may overshoot
+    for label, quota in sampler.quotas.items():
+        assert (composition[label] <= quota + sampler.images_per_person - 1).all()
+    # with replacement: over 50 batches some identity appears twice in one batch (as separate draws)
+    assert any(len(b.people) < len([k for i, k in enumerate(b.identities) if i == 0 or b.identities[i - 1] != k])
+               for b in batches)
+    assert [b.identities for b in sampler.batches(3)] == [b.identities for b in batches[:3]]
+    with pytest.raises(ConfigError, match="quota_mode"):
+        StratifiedBatchSampler(sizes, labels, quota_mode="hamilton")

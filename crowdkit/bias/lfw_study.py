@@ -1,0 +1,252 @@
+"""The evaluation chapter's steps: every training run on LFW, per-group error rates, identification, clustering.
+
+:func:`evaluate_runs` embeds LFW's View 2 pairs with every checkpoint
+(:meth:`crowdkit.bias.checkpoints.TrainingRun.evaluation_checkpoints`) and runs
+the 10-fold protocol; the :class:`RunEvaluations` it returns holds the pairs
+and results, keyed by (sampler, seed, epochs), and builds the chapter's
+tables. Per-group rates use the ethnicity classifier's **predicted** groups,
+with the group's pairs and identities beside every rate.
+
+Example
+-------
+>>> reference = evaluate_reference(n_pairs=600)                      # doctest: +SKIP
+>>> evaluated = evaluate_runs(find_runs(root), n_pairs=600)          # doctest: +SKIP
+>>> evaluated.per_run().round(4)                                     # doctest: +SKIP
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field, fields
+from typing import Any, Mapping
+
+import numpy as np
+import pandas as pd
+
+from crowdkit.bias import cluster
+from crowdkit.bias import evaluate as ev
+from crowdkit.bias.checkpoints import TrainingRuns
+from crowdkit.bias.ethnicity import MeasuredClassifier
+from crowdkit.bias.figures import ARM
+from crowdkit.bias.protocol import FAR_TARGET, LFWResult
+from crowdkit.common.exceptions import DataNotFoundError
+
+#: The reference model's name on the pages.
+REFERENCE = "dlib (reference)"
+
+RunKey = tuple  # (sampler, seed, epochs)
+
+
+@dataclass(frozen=True, eq=False)
+class Reference:
+    """dlib's own pipeline on the LFW pairs: the pairs' embeddings and the protocol's result."""
+
+    pairs: ev.PairEmbeddings = field(repr=False)
+    result: LFWResult = field(repr=False)
+    n_pairs: int | None
+
+    def describe(self) -> str:
+        """Markdown: dlib's accuracy ± std over folds, VAL @ FAR, AUC, EER, images without a face, the CLI command."""
+        r = self.result
+        return (f"dlib on {r.n_pairs} pairs: accuracy **{r.accuracy:.4f} ± {r.std:.4f}**, "
+                f"VAL {r.val:.4f} ± {r.val_std:.4f} @ FAR {r.far:.5f}, AUC {r.auc:.4f}, EER {r.eer:.4f}. "
+                f"{self.pairs.n_fallbacks} of {self.pairs.n_images} images had no detectable face (central box). "
+                f"Same command: `crowdkit eval lfw --model dlib --json`"
+                + ("" if self.n_pairs is None else f" `--n-pairs {self.n_pairs}`") + ".")
+
+
+def evaluate_reference(*, n_pairs: int | None, far_target: float = FAR_TARGET) -> Reference:
+    """dlib on LFW View 2 (``n_pairs``: a stratified subset, None: all 6,000)."""
+    pairs = ev.embed_lfw_pairs("dlib", n_pairs=n_pairs, progress=False)
+    return Reference(pairs, pairs.protocol(far_target=far_target), n_pairs)
+
+
+@dataclass(frozen=True, eq=False)
+class RunEvaluations:
+    """Every run's LFW pairs and protocol result, keyed by (sampler, seed, epochs)."""
+
+    pairs: Mapping[RunKey, ev.PairEmbeddings] = field(repr=False)
+    results: Mapping[RunKey, LFWResult] = field(repr=False)
+    root: str = ""
+
+    @property
+    def last_epochs(self) -> int:
+        """The longest epoch budget evaluated (the per-group, identification and clustering sections use it)."""
+        return max(epochs for _, _, epochs in self.results)
+
+    def describe(self) -> str:
+        """Markdown: how many runs were found where."""
+        runs = {(sampler, seed) for sampler, seed, _ in self.results}
+        return f"{len(runs)} runs under `{self.root}`."
+
+    def per_run(self) -> pd.DataFrame:
+        """One row per run and epoch budget: arm, sampler, seed, epochs, accuracy, std (folds), VAL, FAR, AUC, EER."""
+        rows = [{"arm": ARM[sampler], "sampler": sampler, "seed": seed, "epochs": epochs, "accuracy": r.accuracy,
+                 "std": r.std, "VAL": r.val, "FAR": r.far, "AUC": r.auc, "EER": r.eer}
+                for (sampler, seed, epochs), r in self.results.items()]
+        return pd.DataFrame(rows).sort_values(["epochs", "sampler", "seed"]).reset_index(drop=True)
+
+    def group_errors(self, reference: Reference, labels: Mapping[str, str]) -> pd.DataFrame:
+        """Per predicted group, model and seed: pairs, same, different, identities, FMR, FNMR, TAR, FAR.
+
+        dlib and every run at :attr:`last_epochs`, each at its own global thresholds.
+        """
+        ref = reference.result
+        tables = [ev.group_errors(reference.pairs, labels, threshold=ref.threshold, val_threshold=ref.val_threshold)
+                  .assign(model=REFERENCE, seed=0)]
+        for (sampler, seed, epochs), r in self.results.items():
+            if epochs == self.last_epochs:
+                tables.append(ev.group_errors(self.pairs[(sampler, seed, epochs)], labels, threshold=r.threshold,
+                                              val_threshold=r.val_threshold).assign(model=ARM[sampler], seed=seed))
+        return pd.concat(tables)
+
+    def models(self, reference: Reference) -> dict[str, ev.PairEmbeddings]:
+        """dlib and each arm's first seed at :attr:`last_epochs`: the models identification and clustering compare."""
+        chosen = {REFERENCE: reference.pairs}
+        for sampler in ("random", "stratified"):
+            first = min(s for (sa, s, e) in self.pairs if sa == sampler and e == self.last_epochs)
+            chosen[ARM[sampler] + f", seed {first}"] = self.pairs[(sampler, first, self.last_epochs)]
+        return chosen
+
+
+def evaluate_runs(runs: TrainingRuns, *, n_pairs: int | None, far_target: float = FAR_TARGET) -> RunEvaluations:
+    """Embed the LFW pairs with every evaluation checkpoint of ``runs`` and run the protocol on each.
+
+    Raises
+    ------
+    DataNotFoundError
+        When ``runs`` is empty (train first: the training chapter, same profile).
+    """
+    if not len(runs):
+        raise DataNotFoundError(f"no training runs under {runs.root}; run notebooks/bias/training.ipynb "
+                                "with the same profile first")
+    pairs, results = {}, {}
+    for run in runs:
+        for epochs, checkpoint in run.evaluation_checkpoints():
+            key = (run.sampler, run.seed, epochs)
+            pairs[key] = ev.embed_lfw_pairs(str(checkpoint), n_pairs=n_pairs, progress=False)
+            results[key] = pairs[key].protocol(far_target=far_target)
+    return RunEvaluations(pairs, results, str(runs.root))
+
+
+def group_table(groups: pd.DataFrame) -> pd.DataFrame:
+    """:meth:`RunEvaluations.group_errors` per group and model: sizes beside the mean rates over seeds (4 places)."""
+    return groups.groupby(["group", "model"]).agg(
+        pairs=("n_pairs", "first"), same=("n_same", "first"), different=("n_diff", "first"),
+        identities=("n_identities", "first"), FMR=("fmr", "mean"), FNMR=("fnmr", "mean"), TAR=("tar", "mean"),
+        FAR=("far", "mean")).round(4)
+
+
+def identification(models: Mapping[str, ev.PairEmbeddings], *, min_images: int, seed: int = 0,
+                   reference: str = REFERENCE) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """Linear SVC and nearest-mean identification of each model's people with ≥ ``min_images`` pair images.
+
+    When fewer than two people qualify in the reference's pairs (a small
+    subset, as in the quick profile), ``min_images`` falls to 3. Returns the
+    table (model, method, accuracy, identities, train and test faces) and the
+    reference's SVC accuracy per identity (first 10 rows).
+    """
+    if len(np.unique(models[reference].identities_with(min_images)[1])) < 2:
+        min_images = 3
+    rows, per_identity = [], None
+    for name, pairs in models.items():
+        x, ids = pairs.identities_with(min_images)
+        for method in (ev.svc_classification, ev.nearest_mean_classification):
+            res = method(x, ids, min_images=min_images, seed=seed)
+            rows.append({"model": name, "method": res.method, "accuracy": round(res.accuracy, 4),
+                         "identities": res.n_identities, "train faces": res.n_train, "test faces": res.n_test})
+            per_identity = res.per_identity if (name, res.method) == (reference, "svc") else per_identity
+    return pd.DataFrame(rows), per_identity.head(10)
+
+
+@dataclass(frozen=True, eq=False)
+class LFWGroups:
+    """LFW identities labelled the lookup table's way by a measured classifier: predictions, not facts."""
+
+    labels: Mapping[str, str]
+    measured: MeasuredClassifier = field(repr=False)
+
+    def note(self) -> str:
+        """Markdown: the classifier's measured error and how many LFW identities it labelled."""
+        return self.measured.error_note() + f" {len(self.labels)} LFW identities labelled."
+
+    def counts(self) -> pd.DataFrame:
+        """LFW identities per predicted group."""
+        return pd.Series(self.labels).value_counts().rename("LFW identities (predicted)").to_frame()
+
+
+def label_lfw(measured: MeasuredClassifier, reference: Reference, *, max_images: int = 10,
+              seed: int = 0) -> LFWGroups:
+    """Predicted group of every LFW identity in the reference's pairs (:func:`crowdkit.bias.evaluate.predict_group_labels`)."""
+    return LFWGroups(ev.predict_group_labels(measured.classifier, reference.pairs, max_images=max_images, seed=seed),
+                     measured)
+
+
+@dataclass(frozen=True)
+class ClusterSettings:
+    """The clustering section's parameters (the dissertation's: K-Means max_iter 500, SOM 20×20, lr 0.01, 1,000
+    iterations on 50 identities). ``min_images_*``: photos a person needs among the pair images."""
+
+    tsne_identities: int = 10
+    dbscan_identities: int = 50
+    dbscan_eps: float = 0.4
+    kmeans_max_iter: int = 500
+    som_size: int = 20
+    som_learning_rate: float = 0.01
+    som_iterations: int = 1000
+    min_images_small: int = 10
+    min_images_large: int = 5
+
+    @classmethod
+    def for_pairs(cls, n_pairs: int | None, **settings: Any) -> "ClusterSettings":
+        """The settings for ``n_pairs`` evaluated pairs: a subset holds fewer repeated people (3 and 2 photos)."""
+        small = {} if n_pairs is None else {"min_images_small": 3, "min_images_large": 2}
+        return cls(**{**small, **settings})
+
+    @classmethod
+    def from_namespace(cls, namespace: Mapping[str, Any], *, n_pairs: int | None) -> "ClusterSettings":
+        """:meth:`for_pairs` with the namespace's values for the fields it knows (a notebook passes ``globals()``)."""
+        known = {f.name for f in fields(cls)}
+        return cls.for_pairs(n_pairs, **{k: v for k, v in namespace.items() if k in known})
+
+
+@dataclass(frozen=True, eq=False)
+class ModelClusters:
+    """One model's four clusterings, and the 50-identity embeddings DBSCAN, K-Means and the SOM ran on."""
+
+    results: Mapping[str, cluster.ClusterResult] = field(repr=False)
+    large_embeddings: np.ndarray = field(repr=False)
+
+
+def _pick(pairs: ev.PairEmbeddings, n: int, min_images: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
+    x, ids = pairs.identities_with(min_images)
+    idx = cluster.pick_identities(ids, n=min(n, len(np.unique(ids))), min_images=min_images, seed=seed)
+    return x[idx], ids[idx]
+
+
+def cluster_models(models: Mapping[str, ev.PairEmbeddings], settings: ClusterSettings,
+                   seed: int = 0) -> dict[str, ModelClusters]:
+    """t-SNE on the small set of people; DBSCAN, K-Means and the SOM on the large one, for each model."""
+    s = settings
+    found = {}
+    for name, pairs in models.items():
+        small = _pick(pairs, s.tsne_identities, s.min_images_small, seed)
+        large = _pick(pairs, s.dbscan_identities, s.min_images_large, seed)
+        found[name] = ModelClusters({
+            "t-SNE": cluster.tsne(*small, seed=seed),
+            "DBSCAN": cluster.dbscan(*large, eps=s.dbscan_eps),
+            "K-Means": cluster.kmeans(*large, seed=seed, max_iter=s.kmeans_max_iter),
+            "SOM": cluster.som(*large, size=s.som_size, learning_rate=s.som_learning_rate,
+                               iterations=s.som_iterations, seed=seed)}, large[0])
+    return found
+
+
+def cluster_table(found: Mapping[str, ModelClusters]) -> pd.DataFrame:
+    """Per model and method: people, faces, clusters, ARI, NMI; DBSCAN's noise and the SOM's node purity."""
+    rows = []
+    for name, clusters in found.items():
+        for method, res in clusters.results.items():
+            rows.append({"model": name, "method": method, "people": len(np.unique(res.identities)),
+                         "faces": len(res.labels), "clusters": res.n_clusters, "ARI": round(res.ari, 3),
+                         "NMI": round(res.nmi, 3),
+                         "noise": round(res.noise_fraction, 3) if method == "DBSCAN" else None,
+                         "SOM node purity": round(res.params["node_purity"], 3) if method == "SOM" else None})
+    return pd.DataFrame(rows)
