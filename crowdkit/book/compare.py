@@ -11,8 +11,13 @@ Two checks, strongest first:
   (columns, rows, values; floats to ``rtol``);
 - for every executed notebook found in both, the decimal numbers its outputs
   show (``0.9882``, ``93.316``: two or more decimals, so run times such as
-  ``43.2 s`` do not count) are compared as multisets, since a rewritten
-  notebook may show the same numbers in other cells or in another order.
+  ``43.2 s`` do not count) are compared as sets, since a rewritten notebook
+  may show the same numbers in other cells or in another order. A number one
+  build prints with more decimals than the other (``0.010269`` and
+  ``0.0103``) counts as the same number when it rounds to it.
+
+Paths inside saved tables are compared from their ``cache/`` or ``runs/``
+folder on, so two builds with different ``CROWDKIT_HOME`` folders compare equal.
 """
 from __future__ import annotations
 
@@ -27,6 +32,8 @@ import pandas as pd
 
 #: Numbers with at least two decimals, as a page prints them.
 _DECIMAL = re.compile(r"(?<![\w.])-?\d+\.\d{2,}(?![\w.])")
+#: A path's machine-specific prefix: everything before its cache/ or runs/ folder.
+_HOME_PREFIX = re.compile(r"^.*?/(?=(cache|runs)/)")
 #: Output mime types whose text is searched for numbers.
 _TEXT_TYPES = ("text/plain", "text/markdown", "text/html")
 
@@ -105,12 +112,17 @@ def _compare_table(before: Path, after: Path, name: str, rtol: float) -> TableDi
         if pd.api.types.is_float_dtype(x) and pd.api.types.is_float_dtype(y):
             equal = np.isclose(x.to_numpy(), y.to_numpy(), rtol=rtol, atol=0, equal_nan=True)
         else:
-            equal = (x.astype(str) == y.astype(str)).to_numpy()
+            equal = (_portable(x) == _portable(y)).to_numpy()
         if not equal.all():
             row = int(np.flatnonzero(~equal)[0])
             return TableDifference(name, f"column {column!r} differs in {int((~equal).sum())} rows "
                                          f"(first: row {row}, {x.iloc[row]!r} → {y.iloc[row]!r})")
     return None
+
+
+def _portable(values: pd.Series) -> pd.Series:
+    """Text values with a path's home-folder prefix removed (see the module docstring)."""
+    return values.astype(str).str.replace(_HOME_PREFIX, "", regex=True)
 
 
 def page_numbers(path: str | Path) -> Counter:
@@ -124,8 +136,23 @@ def page_numbers(path: str | Path) -> Counter:
     return found
 
 
+def _unmatched(numbers: set[str], others: set[str]) -> tuple[str, ...]:
+    """Numbers not among ``others``, also not once the one with more decimals is rounded to the other's."""
+    by_places: dict[int, list[float]] = {}
+    for other in others:
+        by_places.setdefault(len(other.split(".")[1]), []).append(float(other))
+    left = []
+    for number in sorted(numbers - others):
+        places, value = len(number.split(".")[1]), float(number)
+        matched = any(abs(value - o) <= 0.5 * 10.0 ** -min(places, d) + 1e-9
+                      for d, values in by_places.items() if d != places for o in values)
+        if not matched:
+            left.append(number)
+    return tuple(left)
+
+
 def _compare_page(before: Path, after: Path, name: str) -> PageNumbers:
     a, b = page_numbers(before), page_numbers(after)
     # A page showing one number in two places before and one after still shows it: compare sets.
-    return PageNumbers(name.removesuffix(".ipynb"), tuple(sorted(set(a) - set(b))), tuple(sorted(set(b) - set(a))),
+    return PageNumbers(name.removesuffix(".ipynb"), _unmatched(set(a), set(b)), _unmatched(set(b), set(a)),
                        sum(a.values()), sum(b.values()))

@@ -42,3 +42,15 @@ def test_a_changed_value_is_reported_with_its_row(tmp_path, capsys):
     assert main(["book", "compare", str(a), str(b)]) == 1
     assert "DIFFERENT" in capsys.readouterr().out
 
+
+
+def test_numbers_printed_with_fewer_decimals_and_paths_under_other_homes_still_match(tmp_path):
+    a = build(tmp_path / "a", 0.25, "distance 0.010269, accuracy 0.98")
+    b = build(tmp_path / "b", 0.25, "distance 0.0103, accuracy 0.98")
+    for root, home in ((a, "/tmp/home-a"), (b, "/srv/other-home")):
+        pd.DataFrame({"source": [f"{home}/cache/scenes/x/video.mp4"]}).to_parquet(root / "crowd/a/detections.parquet")
+    comparison = compare_builds(a, b)
+    assert comparison.same, comparison.report()
+    c = build(tmp_path / "c", 0.25, "distance 0.0110, accuracy 0.98")
+    pd.DataFrame({"source": ["/x/cache/scenes/x/video.mp4"]}).to_parquet(c / "crowd/a/detections.parquet")
+    assert compare_builds(a, c).pages[0].only_before == ("0.010269",)
