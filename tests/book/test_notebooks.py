@@ -118,10 +118,10 @@ def test_a_notebook_runs_from_its_own_folder(tmp_path):
 
 @pytest.mark.parametrize("path", NOTEBOOKS, ids=_id)
 def test_every_figure_has_a_caption_and_alt_text(path):
-    """A cell that draws a figure (calls a ``plot_`` function) carries myst-nb's figure caption and image alt text."""
+    """A cell that draws a figure (calls a ``plot_`` or ``figures.`` function) carries myst-nb's figure caption and image alt text."""
     missing = []
     for index, cell in enumerate(code_cells(path)):
-        if "plot_" not in cell.source:
+        if "plot_" not in cell.source and "figures." not in cell.source:
             continue
         options = cell.metadata.get("mystnb", {})
         if not options.get("figure", {}).get("caption") or not options.get("image", {}).get("alt"):
