@@ -105,7 +105,7 @@ def remove_stale_staging(output_dirs: Iterable[Path]) -> list[Path]:
     for folder in {Path(d) / STAGING for d in output_dirs}:
         for path in sorted(folder.glob("*.ipynb")) if folder.is_dir() else ():
             pid_text = path.name.rsplit(".", 2)[-2].split("-", 1)[0] if path.name.count(".") >= 2 else ""
-            if pid_text.isdigit() and _process_alive(int(pid_text)):
+            if pid_text.isdigit() and process_alive(int(pid_text)):
                 continue
             path.unlink(missing_ok=True)
             removed.append(path)
@@ -114,7 +114,8 @@ def remove_stale_staging(output_dirs: Iterable[Path]) -> list[Path]:
     return removed
 
 
-def _process_alive(pid: int) -> bool:
+def process_alive(pid: int) -> bool:
+    """True while process ``pid`` exists (also when it belongs to another user)."""
     try:
         os.kill(pid, 0)
     except ProcessLookupError:

@@ -2,7 +2,6 @@
 from __future__ import annotations
 
 import json
-import os
 import signal
 import subprocess
 import sys
@@ -49,14 +48,6 @@ def make_project(root: Path) -> Path:
     return plan
 
 
-def alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    return True
-
-
 @pytest.mark.slow
 @pytest.mark.parametrize("jobs", [1, 2])
 def test_ctrl_c_stops_the_kernels_and_says_what_was_kept(tmp_path, jobs):
@@ -78,7 +69,7 @@ def test_ctrl_c_stops_the_kernels_and_says_what_was_kept(tmp_path, jobs):
     assert stopped_after < 20
     assert "interrupted" in stderr and "sleep/first" in stderr and "resume" in stderr
     time.sleep(1)
-    assert not alive(kernel), "the interrupted run's kernel is still running"
+    assert not execute.process_alive(kernel), "the interrupted run's kernel is still running"
     assert not list((tmp_path / "book" / "runs" / "sleep" / ".staging").glob("*.ipynb"))
     assert json.loads((tmp_path / "book/runs/sleep/first.run.json").read_text())["status"] == "interrupted"
     assert not (tmp_path / "book/runs/sleep/second.ipynb").exists()
