@@ -16,6 +16,14 @@ def _detector_names() -> list[str]:
     return DETECTORS.names()
 
 
+def _check_threshold(args: argparse.Namespace) -> None:
+    """Refuse a ``--threshold`` that no ``--metric`` distance can take, before anything loads."""
+    from crowdkit.engine.match import check_threshold
+
+    if args.threshold is not None:
+        check_threshold(args.metric, args.threshold)
+
+
 def _model_names() -> list[str]:
     try:
         from crowdkit.engine.embed import EMBEDDERS
@@ -42,9 +50,16 @@ def _thresholds_help() -> str:
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
+    detectors = _detector_names()
+    _register_find(subparsers, detectors)
+    _register_extract(subparsers, detectors)
+    _register_verify(subparsers, detectors)
+
+
+def _register_find(subparsers: argparse._SubParsersAction, detectors: list[str]) -> None:
+    from crowdkit.engine.detect import DEFAULT_DETECTOR
     from crowdkit.engine.match import METRICS
 
-    detectors = _detector_names()
     find = subparsers.add_parser(
         "find",
         help="search a folder of photos or a video for the person in the query photo(s)",
@@ -57,17 +72,21 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                       help="photo of the person searched for (repeat for several photos of the same person)")
     find.add_argument("--gallery", required=True, metavar="DIR_OR_VIDEO",
                       help="folder of images (searched recursively) or a video file")
-    find.add_argument("--detector", default="mtcnn", choices=detectors, help="face detector (default mtcnn)")
+    find.add_argument("--detector", default=DEFAULT_DETECTOR, choices=detectors,
+                      help=f"face detector (default {DEFAULT_DETECTOR})")
     find.add_argument("--model", default="dlib", choices=_model_names(), help="embedding model (default dlib)")
     find.add_argument("--metric", default="cosine", choices=METRICS, help="distance (default cosine)")
     find.add_argument("--threshold", type=float, default=None,
-                      help="decision threshold (default: the model's value for the metric, listed below)")
+                      help="decision threshold, a possible distance: 0–2 for cosine and euclidean_l2, ≥ 0 for "
+                      "euclidean (default: the model's value for the metric, listed below)")
     find.add_argument("--stride", type=int, default=1, help="for a video gallery: every N-th frame (default 1)")
     find.add_argument("--on-many", default="largest", choices=("largest", "refuse"),
                       help="a query photo with several faces: use the largest (default) or refuse")
     find.add_argument("--out", required=True, metavar="RESULTS.parquet", help="where to write the table (parquet)")
     find.set_defaults(handler=_find)
 
+
+def _register_extract(subparsers: argparse._SubParsersAction, detectors: list[str]) -> None:
     extract = subparsers.add_parser(
         "extract",
         help="cut every face out of photos or video frames into JPEG crops, with a manifest of the detections",
@@ -85,6 +104,11 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     extract.add_argument("--stride", type=int, default=1, help="for a video: every N-th frame (default 1)")
     extract.set_defaults(handler=_extract)
 
+
+def _register_verify(subparsers: argparse._SubParsersAction, detectors: list[str]) -> None:
+    from crowdkit.engine.detect import DEFAULT_DETECTOR
+    from crowdkit.engine.match import METRICS
+
     verify = subparsers.add_parser(
         "verify",
         help="do two photos show the same person?",
@@ -94,9 +118,12 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     verify.add_argument("a", metavar="A.jpg")
     verify.add_argument("b", metavar="B.jpg")
     verify.add_argument("--model", default="dlib", choices=_model_names(), help="embedding model (default dlib)")
-    verify.add_argument("--detector", default="mtcnn", choices=detectors, help="face detector (default mtcnn)")
+    verify.add_argument("--detector", default=DEFAULT_DETECTOR, choices=detectors,
+                        help=f"face detector (default {DEFAULT_DETECTOR})")
     verify.add_argument("--metric", default="cosine", choices=METRICS, help="distance (default cosine)")
-    verify.add_argument("--threshold", type=float, default=None, help="decision threshold (default: the model's)")
+    verify.add_argument("--threshold", type=float, default=None,
+                        help="decision threshold: 0–2 for cosine and euclidean_l2, ≥ 0 for euclidean "
+                        "(default: the model's)")
     verify.add_argument("--json", action="store_true", help='print {"distance": ..., "threshold": ..., "verified": ...}')
     verify.set_defaults(handler=_verify)
 
@@ -106,6 +133,7 @@ def _find(args: argparse.Namespace) -> int:
     from crowdkit.common.io import atomic_path
     from crowdkit.engine.faces import find
 
+    _check_threshold(args)
     if not args.out.endswith(".parquet"):
         raise ConfigError(f"--out must name a .parquet file, got {args.out}")
     result = find(
@@ -136,6 +164,7 @@ def _extract(args: argparse.Namespace) -> int:
 def _verify(args: argparse.Namespace) -> int:
     from crowdkit.engine.faces import verify
 
+    _check_threshold(args)
     result = verify(args.a, args.b, model=args.model, detector=args.detector, metric=args.metric,
                     threshold=args.threshold)
     if args.json:

@@ -293,7 +293,7 @@ class Verdict:
                   if self.recall_ok else f"its recall is lower beyond noise at {', '.join(worse) or 'every bin'} px")
         false = (f"{self.candidate_false:.2f} false detections per frame against {self.reference_false:.2f}")
         speed = (f"{self.candidate_ms:.0f} ms per frame against {self.reference_ms:.0f} ms "
-                 f"({self.speedup:.1f}× {'faster' if self.speedup >= 1 else 'slower'})")
+                 + (f"({self.speedup:.1f}× faster)" if self.speedup >= 1 else f"({1 / self.speedup:.1f}× slower)"))
         return f"{head}: {recall} (recall {cells}); {false}; {speed}."
 
 
@@ -314,3 +314,10 @@ def verdict(study: DetectorStudy, *, candidate: str, reference: str, min_faces: 
     false, ms = study.false_per_frame(), study.median_ms()
     return Verdict(candidate, reference, bins, float(false[candidate]), float(false[reference]),
                    float(ms[candidate]), float(ms[reference]))
+
+
+def default_markdown(verdicts: Sequence[Verdict], default: str) -> str:
+    """Markdown: which detector is the default of ``crowdkit find`` / ``verify`` and the verdicts behind it."""
+    lines = [f"The default detector of `crowdkit find` / `verify` (and `crowdkit.engine.faces`) is **{default}**."]
+    lines += [f"- {v.to_markdown()}" for v in verdicts]
+    return "\n".join(lines)

@@ -25,6 +25,7 @@ from crowdkit.common.geometry import crop_box
 from crowdkit.common.io import read_image
 from crowdkit.engine.align import align_face
 from crowdkit.engine.backends import DetectorRun, compare_detectors, resolve_embedder
+from crowdkit.engine.detect import DEFAULT_DETECTOR
 from crowdkit.engine.faces import FindResult, find
 from crowdkit.engine.plots import distance_strip, draw_detections, thumbnail_grid
 
@@ -35,23 +36,34 @@ if TYPE_CHECKING:  # pragma: no cover
 #: The group photo and the LFW folder the chapter uses by default (relative to the data root).
 DEFAULT_GROUP_PHOTO = "fixtures/faceapi_js/test/images/faces.jpg"
 DEFAULT_LFW_FOLDER = "lfw/images_deepfunneled"
+#: The real photos every detector counts faces on (relative to the data root).
+PHOTO_FOLDERS = ("fixtures/faceapi_js/test/images", "fixtures/face_recognition/examples")
+#: Faces a person counts in each photo (checked by eye). ``obama2.jpg`` is left out: beside Obama it shows
+#: a blurred face cut by the border, which a detector may rightly find or not.
+KNOWN_FACE_COUNTS = {
+    "faces.jpg": 6, "two_people.jpg": 2, "angry.jpg": 1, "angry_cropped.jpg": 1, "surprised.jpg": 1,
+    "surprised_cropped.jpg": 1, "biden.jpg": 1, "obama.jpg": 1, "obama_small.jpg": 1, "obama-240p.jpg": 1,
+    "obama-480p.jpg": 1, "obama-720p.jpg": 1, "obama-1080p.jpg": 1,
+}
 
 
 @dataclass(frozen=True)
 class EngineChapterParams:
     """The chapter's parameters (its notebook's ``parameters`` cell). Paths are relative to the data root."""
 
-    detectors: tuple[str, ...] = ("mtcnn", "opencv", "dlib-hog", "dlib-mmod", "retinaface")
+    detectors: tuple[str, ...] = ("yunet", "mtcnn", "opencv", "dlib-hog", "dlib-mmod", "retinaface")
     model: str = "dlib"
     metric: str = "cosine"
     group_photo: str | None = None
     lfw_folder: str | None = None
     gallery_people: int = 12
     photos_per_person: int = 5
-    find_detector: str = "mtcnn"
+    find_detector: str = DEFAULT_DETECTOR
+    photo_detectors: tuple[str, ...] = ("yunet", "mtcnn", "opencv")
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "detectors", tuple(self.detectors))
+        object.__setattr__(self, "photo_detectors", tuple(self.photo_detectors))
 
     @classmethod
     def from_namespace(cls, namespace: Mapping[str, Any]) -> "EngineChapterParams":
@@ -125,6 +137,57 @@ def plot_aligned_chips(comparison: DetectorComparison, model: str) -> "Figure":
     chips = [align_face(comparison.image, d.landmarks, embedder.template) for d in first.detections]
     return thumbnail_grid(chips, [f"{first.name} #{i}" for i in range(len(chips))], ncols=len(chips),
                           title=f"chips aligned to the '{embedder.template}' template ({chips[0].shape[0]} px)")
+
+
+# --------------------------------------------------------------------------- faces counted on real photos
+
+@dataclass(frozen=True, eq=False)
+class PhotoFaceCounts:
+    """Each detector on each real photo: one :class:`~crowdkit.engine.backends.DetectorRun` per (photo, detector).
+
+    ``known`` holds the face count a person sees, for the photos where it is unambiguous.
+    """
+
+    photos: tuple[Path, ...]
+    detectors: tuple[str, ...]
+    runs: tuple[tuple[DetectorRun, ...], ...]  # runs[i][j]: detector j on photo i
+    known: Mapping[str, int]
+
+    def to_frame(self) -> "pd.DataFrame":
+        """One row per photo: its size, the known count, then per detector faces found and milliseconds."""
+        import pandas as pd
+
+        table = pd.DataFrame({"photo": [p.name for p in self.photos],
+                              "known": pd.array([self.known.get(p.name) for p in self.photos], dtype="Int64")})
+        for j, name in enumerate(self.detectors):
+            table[f"{name} faces"] = pd.array([len(r[j].detections) if r[j].error is None else None
+                                               for r in self.runs], dtype="Int64")
+            table[f"{name} ms"] = [round(1000 * r[j].seconds, 1) for r in self.runs]
+        return table
+
+    def misses(self) -> "pd.DataFrame":
+        """Per detector, over the photos with a known count: faces missed, extra faces, median ms per photo."""
+        import pandas as pd
+
+        table = self.to_frame()
+        known = table[table["known"].notna()]
+        rows = []
+        for name in self.detectors:
+            found = known[f"{name} faces"].astype(float)
+            short = (known["known"].astype(float) - found)
+            rows.append({"detector": name, "photos": len(known), "faces": int(known["known"].sum()),
+                         "missed": int(short.clip(lower=0).sum()), "extra": int((-short).clip(lower=0).sum()),
+                         "median ms": round(float(table[f"{name} ms"].median()), 1)})
+        return pd.DataFrame(rows).set_index("detector")
+
+
+def count_faces_on_photos(params: EngineChapterParams) -> PhotoFaceCounts:
+    """Each of ``params.photo_detectors`` on every photo of :data:`PHOTO_FOLDERS` (timed as
+    :func:`~crowdkit.engine.backends.compare_detectors` times)."""
+    photos = tuple(sorted((p for folder in PHOTO_FOLDERS for p in config.data_path(folder).glob("*.jpg")),
+                          key=lambda p: p.name))
+    runs = tuple(tuple(compare_detectors(read_image(photo), params.photo_detectors)) for photo in photos)
+    return PhotoFaceCounts(photos, params.photo_detectors, runs, dict(KNOWN_FACE_COUNTS))
 
 
 # --------------------------------------------------------------------------- a query in an LFW gallery

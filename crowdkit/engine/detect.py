@@ -49,6 +49,10 @@ from crowdkit.engine.detect_nets import MTCNNDetector, RetinaFaceDetector
 from crowdkit.engine.detect_yunet import YuNetDetector
 from crowdkit.engine.detection import Detector
 
+#: The detector :func:`crowdkit.engine.faces.find` / ``verify`` and ``crowdkit find`` / ``verify`` use unless
+#: told otherwise: chosen by the detector study (:mod:`crowdkit.crowd.detector_study`, the engine chapter).
+DEFAULT_DETECTOR = "mtcnn"
+
 #: Name → detector class, one entry per backend (``DETECTORS.names()``).
 DETECTORS: Registry[Detector] = Registry("detector")
 for backend in (YuNetDetector, MTCNNDetector, RetinaFaceDetector, DlibHOGDetector, DlibMMODDetector,

@@ -28,12 +28,13 @@ import numpy as np
 
 from crowdkit.common.exceptions import AmbiguousFaceError, ConfigError, ImageReadError, NoFaceError
 from crowdkit.engine.backends import default_threshold, forget_backends, resolve_detector, resolve_embedder
+from crowdkit.engine.detect import DEFAULT_DETECTOR
 from crowdkit.engine.detection import Detector
 from crowdkit.engine.embed import Embedder
 from crowdkit.engine.face_cache import FaceCache
 from crowdkit.engine.gallery import VIDEO_SUFFIXES, GallerySource, check_gallery, forget_file_hashes, read_photo
 from crowdkit.engine.manifest import forget_manifests
-from crowdkit.engine.match import check_metric, nearest, pairwise_distances
+from crowdkit.engine.match import check_metric, check_threshold, nearest, pairwise_distances
 from crowdkit.engine.pipeline import Face, FaceSet, detect_and_embed, embed_images, forget_galleries
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -143,7 +144,7 @@ def _pick_one_face(found: FaceSet, path: Path, detector: Detector, on_many: str)
 def embed_query(
     path: str | os.PathLike,
     *,
-    detector: str | Detector = "mtcnn",
+    detector: str | Detector = DEFAULT_DETECTOR,
     embedder: str | Embedder = "dlib",
     on_many: str = "largest",
     return_chips: bool = False,
@@ -221,7 +222,7 @@ def find(
     queries: Sequence[str | os.PathLike] | str | os.PathLike,
     gallery: GallerySource,
     *,
-    detector: str | Detector = "mtcnn",
+    detector: str | Detector = DEFAULT_DETECTOR,
     model: str | Embedder = "dlib",
     metric: str = "cosine",
     threshold: float | None = None,
@@ -238,7 +239,8 @@ def find(
     gallery : folder of images, list of images, image file or video file
     detector, model : backend names or instances
     metric : one of :data:`crowdkit.engine.match.METRICS`
-    threshold : decision threshold; None uses the model's default for ``metric``
+    threshold : decision threshold; None uses the model's default for ``metric``. A given one must be a
+        possible distance (:func:`crowdkit.engine.match.check_threshold`), else ConfigError.
     stride : for a video gallery, every ``stride``-th frame
 
     Returns
@@ -249,12 +251,14 @@ def find(
     """
     queries = [queries] if isinstance(queries, (str, os.PathLike)) else list(queries)
     check_metric(metric)
+    given = threshold is not None
+    if given:
+        threshold = check_threshold(metric, threshold)
     gallery = check_gallery(gallery)  # fail before loading models or embedding the query
     for query in queries:
         read_photo(query)
     embedder = resolve_embedder(model)
-    given = threshold is not None
-    threshold = float(threshold) if given else default_threshold(embedder, metric)
+    threshold = threshold if given else default_threshold(embedder, metric)
     if not isinstance(gallery, (str, os.PathLike)) and len(gallery) >= 2 * batch_size:
         embedder.warm_up()  # the embedder's worker processes load their model while the query is detected
     detector = resolve_detector(detector)
@@ -277,13 +281,18 @@ def verify(
     b: str | os.PathLike,
     *,
     model: str | Embedder = "dlib",
-    detector: str | Detector = "mtcnn",
+    detector: str | Detector = DEFAULT_DETECTOR,
     metric: str = "cosine",
     threshold: float | None = None,
     on_many: str = "largest",
 ) -> Verification:
-    """Whether photos ``a`` and ``b`` show the same person (each must show a face)."""
+    """Whether photos ``a`` and ``b`` show the same person (each must show a face).
+
+    A given ``threshold`` must be a possible ``metric`` distance (:func:`crowdkit.engine.match.check_threshold`).
+    """
     check_metric(metric)
+    if threshold is not None:
+        threshold = check_threshold(metric, threshold)
     read_photo(a), read_photo(b)  # unreadable photos fail before any model loads
     detector = resolve_detector(detector)
     embedder = resolve_embedder(model)

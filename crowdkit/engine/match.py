@@ -24,6 +24,7 @@ Example::
 """
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 
 import numpy as np
@@ -32,6 +33,8 @@ from crowdkit.common.exceptions import ConfigError
 
 #: The metric names every function here accepts.
 METRICS = ("cosine", "euclidean", "euclidean_l2")
+#: The distances each metric can take, (low, high): a decision threshold outside them decides nothing.
+DISTANCE_RANGES = {"cosine": (0.0, 2.0), "euclidean": (0.0, float("inf")), "euclidean_l2": (0.0, 2.0)}
 
 _EPS = 1e-12
 
@@ -40,6 +43,36 @@ def check_metric(metric: str) -> None:
     """Raise :class:`ConfigError` naming the known metrics unless ``metric`` is one of :data:`METRICS`."""
     if metric not in METRICS:
         raise ConfigError(f"unknown metric {metric!r}; known metrics: {', '.join(METRICS)}")
+
+
+def check_threshold(metric: str, value: float) -> float:
+    """``value`` as a float if it is a possible ``metric`` distance (see :data:`DISTANCE_RANGES`).
+
+    Raises
+    ------
+    ConfigError
+        the metric is unknown, or the value is not a number or lies outside the
+        metric's range; the message names the metric, the value and the range.
+
+    Examples
+    --------
+    >>> check_threshold("cosine", 0.4)
+    0.4
+    >>> check_threshold("cosine", -1)
+    Traceback (most recent call last):
+    ...
+    crowdkit.common.exceptions.ConfigError: a cosine threshold must be between 0 and 2 (cosine distances lie there), got -1
+    """
+    check_metric(metric)
+    low, high = DISTANCE_RANGES[metric]
+    span = f"between {low:g} and {high:g}" if math.isfinite(high) else f"{low:g} or more"
+    try:
+        number = float(value)
+    except (TypeError, ValueError):
+        raise ConfigError(f"a {metric} threshold must be a number {span}, got {value!r}") from None
+    if isinstance(value, bool) or not low <= number <= high:  # NaN fails the comparison too
+        raise ConfigError(f"a {metric} threshold must be {span} ({metric} distances lie there), got {value!r}")
+    return number
 
 
 def _as_matrix(x: np.ndarray, name: str) -> np.ndarray:

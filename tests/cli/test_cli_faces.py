@@ -92,3 +92,30 @@ def test_failures_exit_2_with_one_line_and_leave_no_output(isolated_home, small,
     lines = done.stderr.strip().splitlines()
     assert lines[-1].startswith("crowdkit find: error: ") and "Traceback" not in done.stderr
     assert not out.exists() and not list(tmp_path.glob(".results.parquet*"))
+
+
+@pytest.mark.parametrize("verb, metric, value, wanted", [
+    ("find", "cosine", "-1", "a cosine threshold must be between 0 and 2"),
+    ("verify", "euclidean", "-0.5", "a euclidean threshold must be 0 or more"),
+    ("verify", "euclidean_l2", "2.5", "a euclidean_l2 threshold must be between 0 and 2"),
+])
+def test_a_threshold_outside_the_metric_range_exits_2_naming_metric_value_and_range(
+        isolated_home, small, tmp_path, verb, metric, value, wanted):
+    out = tmp_path / "results.parquet"
+    query, other = str(small / "obama1.jpg"), str(small / "gallery")
+    args = (["find", "--query", query, "--gallery", other, "--out", str(out)] if verb == "find"
+            else ["verify", query, str(small / "gallery/biden/biden.jpg")])
+    done = _run([*args, "--metric", metric, "--threshold", value], isolated_home)
+    assert done.returncode == 2
+    last = done.stderr.strip().splitlines()[-1]
+    assert last.startswith(f"crowdkit {verb}: error: {wanted}") and f"got {float(value)}" in last
+    assert "Traceback" not in done.stderr and not out.exists()
+
+
+def test_find_and_verify_help_name_the_default_detector(isolated_home):
+    from crowdkit.engine.detect import DEFAULT_DETECTOR
+
+    for verb in ("find", "verify"):
+        done = _run([verb, "--help"], isolated_home)
+        assert done.returncode == 0
+        assert f"(default {DEFAULT_DETECTOR})" in " ".join(done.stdout.split())

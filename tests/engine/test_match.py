@@ -5,7 +5,8 @@ import numpy as np
 import pytest
 
 from crowdkit.common.exceptions import ConfigError
-from crowdkit.engine.match import METRICS, Match, match, nearest, pairwise_distances
+from crowdkit.engine.match import (DISTANCE_RANGES, METRICS, Match, check_threshold, match, nearest,
+                                   pairwise_distances)
 
 
 def _reference(a: np.ndarray, b: np.ndarray, metric: str) -> float:
@@ -82,3 +83,54 @@ def test_bad_inputs_fail_clearly():
         pairwise_distances(np.ones((1, 2)), np.ones((1, 3)), metric="cosine")
     with pytest.raises(ConfigError, match="no query embeddings"):
         nearest(np.zeros((0, 2)), np.ones((1, 2)), metric="cosine")
+
+
+@pytest.mark.parametrize("metric, value", [("cosine", 0.0), ("cosine", 2), ("cosine", 0.07), ("euclidean", 0.0),
+                                           ("euclidean", 42.0), ("euclidean_l2", 2.0), ("euclidean_l2", 0.4)])
+def test_check_threshold_accepts_every_possible_distance(metric, value):
+    assert check_threshold(metric, value) == float(value)
+    assert isinstance(check_threshold(metric, value), float)
+
+
+@pytest.mark.parametrize("metric, value, wanted", [
+    ("cosine", -1, "a cosine threshold must be between 0 and 2 (cosine distances lie there), got -1"),
+    ("cosine", 2.01, "a cosine threshold must be between 0 and 2 (cosine distances lie there), got 2.01"),
+    ("euclidean", -0.1, "a euclidean threshold must be 0 or more (euclidean distances lie there), got -0.1"),
+    ("euclidean_l2", 2.5, "a euclidean_l2 threshold must be between 0 and 2 (euclidean_l2 distances lie there)"),
+    ("euclidean_l2", -1e-9, "a euclidean_l2 threshold must be between 0 and 2"),
+    ("cosine", float("nan"), "got nan"),
+    ("cosine", "low", "a cosine threshold must be a number between 0 and 2, got 'low'"),
+    ("cosine", True, "got True"),
+])
+def test_check_threshold_refuses_impossible_distances_naming_metric_value_and_range(metric, value, wanted):
+    with pytest.raises(ConfigError) as error:
+        check_threshold(metric, value)
+    assert wanted in str(error.value)
+
+
+def test_check_threshold_ranges_hold_the_distances_pairwise_distances_gives():
+    rng = np.random.default_rng(1)
+    a, b = rng.normal(size=(20, 16)), rng.normal(size=(30, 16)) * 5.0
+    for metric in METRICS:
+        d = pairwise_distances(np.vstack([a, -a]), b, metric=metric)
+        low, high = DISTANCE_RANGES[metric]
+        assert low <= d.min() and d.max() <= high
+    with pytest.raises(ConfigError, match="unknown metric 'manhattan'"):
+        check_threshold("manhattan", 0.5)
+
+
+@pytest.mark.parametrize("call", ["find", "verify"])
+def test_find_and_verify_refuse_an_impossible_threshold_before_loading_anything(call, tmp_path, monkeypatch):
+    from crowdkit.engine import backends, faces
+
+    def no_models(*args, **kwargs):
+        raise AssertionError("a model was loaded")
+
+    monkeypatch.setattr(backends, "get_detector", no_models)
+    monkeypatch.setattr(backends, "get_embedder", no_models)
+    backends.forget_backends()
+    with pytest.raises(ConfigError, match=r"a cosine threshold must be between 0 and 2 .*got -1"):
+        if call == "find":
+            faces.find([tmp_path / "missing.jpg"], tmp_path, threshold=-1)
+        else:
+            faces.verify(tmp_path / "a.jpg", tmp_path / "b.jpg", threshold=-1)
