@@ -277,12 +277,105 @@ def bootstrap_ci(values, statistic: Callable = np.mean, *, n: int = 1000, seed: 
         for i in range(n):
             index = rng.integers(0, size, size)
             samples[i] = statistic(data.iloc[index] if is_frame else data[index])
+    low, high = percentile_interval(samples, level=level)
+    return Interval(estimate, low, high, level)
+
+
+def percentile_interval(samples, *, level: float = 0.95) -> tuple[float, float]:
+    """The central ``level`` percentile interval of bootstrap ``samples`` (1-D), NaN samples left out.
+
+    ``(NaN, NaN)`` when no sample is defined.
+
+    Examples
+    --------
+    >>> percentile_interval([0.0, 1.0, 2.0, 3.0, 4.0, np.nan], level=0.5)
+    (1.0, 3.0)
+    """
+    samples = np.asarray(samples, dtype=float).ravel()
     samples = samples[~np.isnan(samples)]
     if samples.size == 0:
-        return Interval(estimate, math.nan, math.nan, level)
+        return math.nan, math.nan
     tail = (1 - level) / 2 * 100
     low, high = np.percentile(samples, [tail, 100 - tail])
-    return Interval(estimate, float(low), float(high), level)
+    return float(low), float(high)
+
+
+def cluster_resample_weights(n_clusters: int, *, n: int = 1000, seed: int = 0) -> np.ndarray:
+    """How often each of ``n_clusters`` clusters is drawn in each of ``n`` resamples with replacement.
+
+    Returns an (n, n_clusters) int64 array whose rows each sum to ``n_clusters``.
+    Multiply it with per-cluster count vectors to get the resampled totals
+    (:func:`cluster_bootstrap_counts`).
+    """
+    rng = np.random.default_rng(seed)
+    weights = np.zeros((n, n_clusters), dtype=np.int64)
+    if n_clusters:
+        draws = rng.integers(0, n_clusters, size=(n, n_clusters))
+        np.add.at(weights, (np.arange(n)[:, None], draws), 1)
+    return weights
+
+
+def cluster_bootstrap_counts(cluster_counts, *, n: int = 1000, seed: int = 0) -> np.ndarray:
+    """Totals of per-cluster counts over ``n`` cluster-bootstrap resamples (a cluster bootstrap).
+
+    Clusters (e.g. the linked tracks of a video, whose faces are not independent
+    draws) are resampled with replacement and their count vectors summed, so
+    every resample keeps each cluster's faces together.
+
+    Parameters
+    ----------
+    cluster_counts : (C, K) counts of each cluster (e.g. TP, FP, TN, FN of one track)
+    n, seed : number of resamples and the seed of their draws
+
+    Returns
+    -------
+    ndarray (n, K) float: the totals of each resample (all zero when there is no cluster).
+
+    Examples
+    --------
+    >>> cluster_bootstrap_counts([[1, 0], [0, 3]], n=4, seed=0).sum(axis=1).shape
+    (4,)
+    """
+    counts = np.asarray(cluster_counts, dtype=float)
+    if counts.ndim != 2:
+        raise ValueError(f"cluster_counts must be 2-D (clusters, counts), got shape {counts.shape}")
+    return cluster_resample_weights(len(counts), n=n, seed=seed) @ counts
+
+
+def rate_array(numerator, denominator) -> np.ndarray:
+    """``numerator / denominator`` element-wise, NaN where the denominator is zero (no warning)."""
+    numerator = np.asarray(numerator, dtype=float)
+    denominator = np.asarray(denominator, dtype=float)
+    out = np.full(np.broadcast(numerator, denominator).shape, np.nan)
+    np.divide(numerator, denominator, out=out, where=denominator != 0)
+    return out
+
+
+#: Fewest faces in a rate's denominator for its interval to be shown as numbers.
+MIN_SUPPORT = 5
+
+
+def format_interval(estimate: float, low: float, high: float, *, support: float | None = None,
+                    min_support: int = MIN_SUPPORT, digits: int = 3) -> str:
+    """A rate with its interval for a table: ``"0.750 [0.520, 0.910]"``.
+
+    ``"undefined"`` when the estimate is NaN (as :func:`format_rate`); the estimate
+    with ``[too few]`` when ``support`` (the faces in the rate's denominator) is
+    below ``min_support``, or when no resample gave the rate a value.
+
+    Examples
+    --------
+    >>> format_interval(0.75, 0.52, 0.91)
+    '0.750 [0.520, 0.910]'
+    >>> format_interval(1.0, 1.0, 1.0, support=3)
+    '1.000 [too few]'
+    """
+    shown = format_rate(estimate, digits)
+    if shown == "undefined":
+        return shown
+    if (support is not None and support < min_support) or not (np.isfinite(low) and np.isfinite(high)):
+        return f"{shown} [too few]"
+    return f"{shown} [{low:.{digits}f}, {high:.{digits}f}]"
 
 
 # --------------------------------------------------------------------------- tables

@@ -4,7 +4,7 @@ Each function takes a :class:`~crowdkit.crowd.results.CrowdRunResult` (or the
 collected performance table) and returns a matplotlib figure or axes::
 
     plot_examples(result, "study")      # the study's thumbnails: two faces per outcome
-    plot_curves(result, "iou")          # threshold sweep, ROC, precision–recall
+    plot_curves(result, "iou")          # threshold sweep, ROC, precision–recall, with 95 % bands
 """
 from __future__ import annotations
 
@@ -119,41 +119,70 @@ def plot_kdes(result: CrowdRunResult) -> "Figure":
     return fig
 
 
-def plot_curves(result: CrowdRunResult, rule: str = "iou") -> "Figure":
-    """Three panels: rates against the threshold, ROC with the equal-error point, precision–recall."""
-    import matplotlib.pyplot as plt
+#: The legend's name for the bootstrap bands of :func:`plot_curves`.
+BAND_LABEL = "95 % band (tracks resampled)"
 
-    analysis = result.thresholds[rule]
-    fig, (sweep_ax, roc_ax, pr_ax) = plt.subplots(1, 3, figsize=(13, 3.6))
-    sweep = analysis.sweep
+
+def _band(ax, band: pd.DataFrame, x: str, rate: str, colour, label: str | None = None) -> None:
+    """Shade ``band``'s interval of ``rate`` against column ``x`` (nothing when the band is empty)."""
+    if band.empty or f"{rate}_low" not in band:
+        return
+    ax.fill_between(band[x], band[f"{rate}_low"], band[f"{rate}_high"], color=colour, alpha=0.18, linewidth=0,
+                    label=label)
+
+
+def _sweep_panel(ax, result: CrowdRunResult, analysis) -> None:
+    """Precision, recall and F1 against the threshold, each with its band, and the thresholds marked."""
     for column in ("precision", "recall", "f1"):
-        sweep_ax.plot(sweep["threshold"], sweep[column], label=column)
+        (line,) = ax.plot(analysis.sweep["threshold"], analysis.sweep[column], label=column)
+        _band(ax, analysis.band, "threshold", column, line.get_color(), BAND_LABEL if column == "f1" else None)
     for name, value, style in (("used", analysis.threshold, "--"), ("mean + 2σ", analysis.mean_plus_2sigma, ":"),
                                ("equal error", analysis.eer.threshold, "-.")):
         if value is not None and math.isfinite(value):
-            sweep_ax.axvline(value, color="black", linestyle=style, linewidth=1, label=f"{name} {value:.3f}")
-    sweep_ax.set_xlabel(f"threshold ({result.params.metric} distance)")
-    sweep_ax.set_ylabel("rate")
-    sweep_ax.legend(fontsize=7)
-    sweep_ax.set_title("threshold sweep", fontsize=9)
+            ax.axvline(value, color="black", linestyle=style, linewidth=1, label=f"{name} {value:.3f}")
+    ax.set_xlabel(f"threshold ({result.params.metric} distance)")
+    ax.set_ylabel("rate")
+    ax.legend(fontsize=7)
+    ax.set_title("threshold sweep", fontsize=9)
+
+
+def _roc_pr_panels(roc_ax, pr_ax, analysis) -> None:
+    """ROC with the equal-error point and precision–recall, each with its band; a note when undefined."""
     if analysis.roc.empty:
         for ax in (roc_ax, pr_ax):
             ax.text(0.5, 0.5, "undefined: the faces hold\nonly one class (subject or not)", ha="center",
                     va="center", transform=ax.transAxes)
     else:
-        roc_ax.plot(analysis.roc["fpr"], analysis.roc["tpr"], label=f"AUC {analysis.roc.attrs['auc']:.3f}")
+        (roc,) = roc_ax.plot(analysis.roc["fpr"], analysis.roc["tpr"], label=f"AUC {analysis.roc.attrs['auc']:.3f}")
+        _band(roc_ax, analysis.band, "fpr", "recall", roc.get_color(), BAND_LABEL)
         roc_ax.plot([0, 1], [0, 1], color="grey", linewidth=0.8, linestyle=":")
         if math.isfinite(analysis.eer.rate):
             roc_ax.scatter([analysis.eer.rate], [1 - analysis.eer.rate], color="black", zorder=3,
                            label=f"EER {analysis.eer.rate:.3f}")
-        pr_ax.plot(analysis.pr["recall"], analysis.pr["precision"],
-                   label=f"AP {analysis.pr.attrs['average_precision']:.3f}")
+        (pr,) = pr_ax.plot(analysis.pr["recall"], analysis.pr["precision"],
+                           label=f"AP {analysis.pr.attrs['average_precision']:.3f}")
+        _band(pr_ax, analysis.band.dropna(subset=["recall"]) if not analysis.band.empty else analysis.band,
+              "recall", "precision", pr.get_color(), BAND_LABEL)
         roc_ax.legend(fontsize=8, loc="lower right")
         pr_ax.legend(fontsize=8, loc="lower left")
     roc_ax.set(xlabel="false-positive rate", ylabel="true-positive rate", xlim=(0, 1), ylim=(0, 1.02))
     roc_ax.set_title("ROC", fontsize=9)
     pr_ax.set(xlabel="recall", ylabel="precision", xlim=(0, 1), ylim=(0, 1.02))
     pr_ax.set_title("precision–recall", fontsize=9)
+
+
+def plot_curves(result: CrowdRunResult, rule: str = "iou") -> "Figure":
+    """Three panels: rates against the threshold, ROC with the equal-error point, precision–recall.
+
+    Each curve carries its 95 % band: the 2.5–97.5 % of the rate at each threshold over the
+    run's cluster-bootstrap resamples of its tracks (:func:`crowdkit.crowd.intervals.sweep_band`).
+    """
+    import matplotlib.pyplot as plt
+
+    analysis = result.thresholds[rule]
+    fig, (sweep_ax, roc_ax, pr_ax) = plt.subplots(1, 3, figsize=(13, 3.6))
+    _sweep_panel(sweep_ax, result, analysis)
+    _roc_pr_panels(roc_ax, pr_ax, analysis)
     fig.suptitle(f"{rule} rule, per-frame decisions", fontsize=9)
     fig.tight_layout()
     return fig

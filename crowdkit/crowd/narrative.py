@@ -12,8 +12,9 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import pandas as pd
 
-from crowdkit.common.metrics import format_rate
+from crowdkit.common.metrics import MIN_SUPPORT
 from crowdkit.crowd.results import CrowdRunResult
 
 #: Why a mask challenge is hard, per challenge: shown in the run page's "Masks" section.
@@ -49,11 +50,10 @@ def run_summary(result: CrowdRunResult) -> str:
 
 
 def headline(result: CrowdRunResult) -> str:
-    """The run's query under each rule, per frame and per track: precision, recall (strict) and F1."""
-    table = result.main_performance()
-    lines = [f"* **{rule}** rule, per {level}: precision {format_rate(row.precision)}, recall "
-             f"{format_rate(row.recall)} (strict {format_rate(row.strict_recall)}), F1 {format_rate(row.f1)}"
-             for (rule, level), row in table.iterrows()]
+    """The run's query under each rule, per frame and per track: precision, recall (strict) and F1, with intervals."""
+    table = result.main_performance(display=True)
+    lines = [f"* **{rule}** rule, per {level}: precision {row.precision}, recall {row.recall} "
+             f"(strict {row.strict_recall}), F1 {row.f1}" for (rule, level), row in table.iterrows()]
     return f"With the query photo **{result.main_query}**:\n\n" + "\n".join(lines)
 
 
@@ -125,3 +125,17 @@ def collected_runs(runs_dir: str | Path, runs: list[str]) -> str:
     if not runs:
         return f"Collected **0** finished run(s) from `{runs_dir}`. Run `crowdkit run data/plans/crowd.yaml` first."
     return f"Collected **{len(runs)}** finished run(s) from `{runs_dir}`: " + ", ".join(runs)
+
+
+def printed_outside(comparison: pd.DataFrame) -> str:
+    """How many of the study's printed rates lie outside our interval (:func:`crowdkit.crowd.summary.printed_vs_interval`)."""
+    if comparison.empty:
+        return "No finished run saved intervals yet."
+    judged = comparison[comparison["printed"].notna() & (comparison["faces"] >= MIN_SUPPORT)]
+    outside = comparison[comparison["outside"]]
+    text = (f"Of {len(comparison)} printed rates, {len(judged)} can be set against an interval of ours (a printed "
+            f"number, and at least {MIN_SUPPORT} faces behind our rate); **{len(outside)} lie outside it**")
+    if not len(outside):
+        return text + "."
+    runs = ", ".join(f"{member} {challenge} ({figure})" for member, challenge, figure in outside.index)
+    return f"{text}: {runs}."

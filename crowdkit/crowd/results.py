@@ -9,21 +9,25 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, Sequence
+from typing import TYPE_CHECKING, Any, Mapping, Sequence
 
 import numpy as np
 import pandas as pd
 
 from crowdkit.common.metrics import Confusion, EqualErrorRate
 from crowdkit.crowd.inputs import RunInputs
+from crowdkit.crowd.intervals import INTERVAL_RATES, interval_columns, interval_text
 from crowdkit.crowd.params import ALL_PHOTOS, CrowdRunParams
 
 if TYPE_CHECKING:  # pragma: no cover
     from crowdkit.crowd.threshold import StudyRetuning, ThresholdChange
     from crowdkit.crowd.validate import ValidationResult
 
-#: Rate columns a displayed table prints as text ("undefined" where NaN).
-RATE_COLUMNS = ("precision", "recall", "f1", "accuracy", "specificity", "strict_recall")
+#: Rate columns a displayed table prints as text ("undefined" where NaN), with their 95 % interval.
+RATE_COLUMNS = ("precision", "recall", "f1", "accuracy", "specificity", "strict_recall", "strict_f1",
+                "detection_rate")
+#: The interval bounds of the rates, as columns of the performance table.
+BOUND_COLUMNS = tuple(f"{rate}_{side}" for rate in INTERVAL_RATES for side in ("low", "high"))
 
 
 @dataclass(frozen=True)
@@ -31,9 +35,11 @@ class PerformanceRow:
     """One row of a run's performance table: one rule × level × query set.
 
     ``counts`` are the detections' outcomes; ``missed`` the annotated subject
-    faces no detection matched (``strict_recall`` counts them as false
+    faces no detection matched (``strict_recall`` and ``strict_f1`` count them as false
     negatives); ``faces_annotated``/``faces_matched``: annotated faces of anyone
     in view in the searched frames, and how many a detection matched under the rule.
+    ``intervals``: rate → (low, high), the 95 % cluster-bootstrap interval of each rate
+    (:func:`crowdkit.crowd.intervals.rate_intervals`); a rate without one has NaN bounds.
     """
 
     member: str
@@ -47,6 +53,7 @@ class PerformanceRow:
     missed: int
     faces_annotated: int
     faces_matched: int
+    intervals: Mapping[str, tuple[float, float]] = field(default_factory=dict)
 
     @classmethod
     def from_decisions(cls, *, subject: np.ndarray, decision: np.ndarray, **fields: Any) -> "PerformanceRow":
@@ -59,6 +66,11 @@ class PerformanceRow:
         return (self.counts + Confusion(fn=self.missed)).as_row()["recall"]
 
     @property
+    def strict_f1(self) -> float:
+        """F1 with the missed subject faces counted as false negatives."""
+        return (self.counts + Confusion(fn=self.missed)).as_row()["f1"]
+
+    @property
     def detection_rate(self) -> float:
         """Share of the annotated faces in view that a detection matched (NaN when none was in view)."""
         return self.faces_matched / self.faces_annotated if self.faces_annotated else math.nan
@@ -68,7 +80,8 @@ class PerformanceRow:
                 "query": self.query, "main": self.main, "threshold": self.threshold, **self.counts.as_row(),
                 "missed": self.missed, "strict_recall": self.strict_recall,
                 "faces_annotated": self.faces_annotated, "faces_matched": self.faces_matched,
-                "detection_rate": self.detection_rate}
+                "detection_rate": self.detection_rate, "strict_f1": self.strict_f1,
+                **interval_columns(self.intervals)}
 
     @staticmethod
     def to_frame(rows: Sequence["PerformanceRow"]) -> pd.DataFrame:
@@ -99,6 +112,7 @@ class ThresholdAnalysis:
     pr: pd.DataFrame
     eer: EqualErrorRate
     study: "StudyRetuning | None" = None
+    band: pd.DataFrame = field(default_factory=pd.DataFrame)
 
     def as_row(self) -> dict[str, Any]:
         after = self.change.after.as_row() if self.change is not None else {}
@@ -196,7 +210,7 @@ class CrowdRunResult:
         rule = rule or self.params.main_rule
         table = self.performance[self.performance["rule"] == rule].set_index(["query", "level"])
         table = table[["main", "positives", "negatives", "TP", "FP", "TN", "FN", "precision", "recall", "f1",
-                       "accuracy", "missed", "strict_recall"]]
+                       "accuracy", "missed", "strict_recall", *(c for c in BOUND_COLUMNS if c in table)]]
         return display_rates(table) if display else table
 
     def query_table(self) -> pd.DataFrame:
@@ -251,11 +265,13 @@ class CrowdRunResult:
 
 
 def display_rates(table: pd.DataFrame) -> pd.DataFrame:
-    """A copy of ``table`` with its rate columns as text: ``"undefined"`` where NaN, never 0."""
-    from crowdkit.common.metrics import format_rate
+    """A copy of ``table`` with its rate columns as text with their 95 % interval, the bounds' columns dropped.
 
+    ``"0.750 [0.520, 0.910]"``; ``"undefined"`` where NaN, never 0; ``"1.000 [too few]"`` where
+    fewer than 5 faces are in the rate's denominator (:func:`crowdkit.crowd.intervals.interval_text`).
+    """
     table = table.copy()
     for column in RATE_COLUMNS:
         if column in table:
-            table[column] = table[column].map(format_rate)
-    return table
+            table[column] = interval_text(table, column)
+    return table.drop(columns=[c for c in BOUND_COLUMNS if c in table])

@@ -216,12 +216,17 @@ def _face_counts(outcomes: pd.DataFrame, annotations: "Annotations", searched: S
 
 def _performance(params: CrowdRunParams, table: pd.DataFrame, validations: Mapping[str, "ValidationResult"],
                  video: _Video, threshold: float, query_sets: Sequence[str]) -> list[PerformanceRow]:
-    """One row per rule × query set × level (per frame, then per track)."""
+    """One row per rule × query set × level (per frame, then per track), each rate with its 95 % interval."""
+    from crowdkit.crowd.intervals import face_clusters, missed_tracks, people_clusters, rate_intervals
+
     main_query = video.inputs.primary[0] if len(video.inputs.primary) == 1 else ALL_PHOTOS
+    tracks = table["face_track"].to_numpy(dtype=np.int64)
     rows = []
     for rule, validation in validations.items():
         subject = validation.outcomes["subject"].to_numpy(dtype=bool)
         faces = _face_counts(validation.outcomes, video.annotations, video.searched)
+        people = people_clusters(validation.outcomes, video.annotations, video.searched)
+        missed = missed_tracks(validation.missed, max_gap=2 * params.frame_stride)
         for query in query_sets:
             column = f"distance_{query}"
             tracked = _track(table, params, threshold, column)
@@ -230,12 +235,14 @@ def _performance(params: CrowdRunParams, table: pd.DataFrame, validations: Mappi
                 rows.append(PerformanceRow.from_decisions(
                     subject=subject, decision=decision, member=params.member, challenge=params.challenge,
                     rule=rule, level=level, query=query, main=query == main_query, threshold=threshold,
-                    missed=len(validation.missed), **faces))
+                    missed=len(validation.missed), **faces, intervals=rate_intervals(
+                        face_clusters(subject, decision, tracks, missed), people, seed=params.seed)))
     return rows
 
 
-def _threshold_analysis(rule: str, outcomes: pd.DataFrame, threshold: float) -> ThresholdAnalysis:
+def _threshold_analysis(rule: str, outcomes: pd.DataFrame, threshold: float, seed: int) -> ThresholdAnalysis:
     from crowdkit.common.metrics import equal_error_rate, pr_points, roc_points
+    from crowdkit.crowd.intervals import sweep_band
     from crowdkit.crowd.threshold import (mean_plus_k_sigma, study_retuning, subject_labels, threshold_sweep,
                                           what_changes)
 
@@ -249,7 +256,7 @@ def _threshold_analysis(rule: str, outcomes: pd.DataFrame, threshold: float) -> 
         rule=rule, threshold=threshold, tp_distances=tp, fp_distances=fp, mean_plus_2sigma=new, change=change,
         sweep=threshold_sweep(labels, distances), roc=roc_points(labels, distances=distances),
         pr=pr_points(labels, distances=distances), eer=equal_error_rate(labels, distances),
-        study=study_retuning(tp, fp))
+        study=study_retuning(tp, fp), band=sweep_band(labels, distances, outcomes["face_track"], seed=seed))
 
 
 def _validate(params: CrowdRunParams, table: pd.DataFrame, video: _Video
@@ -351,7 +358,7 @@ def run_crowd(params: CrowdRunParams, *, run_dir: str | Path | None = None, scen
         validations, track_validations = _validate(params, table, video)
         query_sets = list(query_embeddings) + ([ALL_PHOTOS] if len(query_embeddings) > 1 else [])
         performance = PerformanceRow.to_frame(_performance(params, table, validations, video, threshold, query_sets))
-        thresholds = {rule: _threshold_analysis(rule, v.outcomes, threshold) for rule, v in validations.items()}
+        thresholds = {r: _threshold_analysis(r, v.outcomes, threshold, params.seed) for r, v in validations.items()}
     watch.lap("analysis")
     examples, thumbnails, overview = _pictures(params, table, validations, video)
     watch.lap("thumbnails")
@@ -415,7 +422,7 @@ def save_tables(result: CrowdRunResult, run_dir: str | Path) -> list[Path]:
     """Write the run's tables as parquet (atomically) into ``run_dir`` for the summary page."""
     from crowdkit.common.io import write_json_atomic
     from crowdkit.common.run_tables import save_run_table
-    from crowdkit.crowd.study_table import example_distances, study_table_long
+    from crowdkit.crowd.study_table import example_distances, study_intervals, study_table_long
 
     member, challenge = result.params.member, result.params.challenge
     thresholds = result.threshold_table().reset_index()
@@ -431,7 +438,7 @@ def save_tables(result: CrowdRunResult, run_dir: str | Path) -> list[Path]:
     paths = [save_run_table(name, table, run_dir=run_dir) for name, table in (
         ("performance", result.performance), ("thresholds", thresholds),
         ("detections", detections), ("queries", queries), ("study_table", study_table_long(result)),
-        ("examples", examples))]
+        ("examples", examples), ("study_intervals", study_intervals(result)))]
     target = Path(run_dir) / "provenance.json"
     write_json_atomic(target, run_provenance(result))
     return [*paths, target]

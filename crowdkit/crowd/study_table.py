@@ -12,15 +12,17 @@ alone (actual positives, missed faces, strict recall, detection rate) follow, la
 
     study_table(result)           # rows: total positives ... accuracy, then ours
     example_distances(result)     # outcome × index: the study's value, ours, each ÷ its threshold
+    study_intervals(result)       # our rates at the study's rule with their 95 % interval and sample sizes
 """
 from __future__ import annotations
 
 import math
 from typing import Any
 
+import numpy as np
 import pandas as pd
 
-from crowdkit.common.metrics import Confusion
+from crowdkit.common.metrics import Confusion, cluster_bootstrap_counts, format_interval, percentile_interval, rate_array
 from crowdkit.crowd.params import STUDY_THRESHOLD
 from crowdkit.crowd.reported import MEMBERS, OUTCOMES, load_crowd_examples, load_crowd_tables, study_rates
 from crowdkit.crowd.results import CrowdRunResult
@@ -32,6 +34,9 @@ STUDY_ROWS = {"total positives": "total_positives", "total negatives": "total_ne
 OUR_ROWS = ("actual positives (TP + FN), ours", "missed faces, ours", "strict recall, ours", "detection rate, ours")
 #: The study's validation rule and level, the only ones its tables know.
 RULE, LEVEL = "study", "frame"
+#: The study's rates (as its table names them) with the counts in each one's denominator.
+STUDY_SUPPORT = {"precision": ("TP", "FP"), "recall": ("TP", "FN"), "F1": ("TP", "FP", "FN"),
+                 "accuracy": ("TP", "FP", "TN", "FN")}
 
 
 def percent(value: float | None) -> str:
@@ -162,3 +167,59 @@ def study_table_markdown(result: CrowdRunResult) -> str:
 def calibration_table(result: CrowdRunResult) -> Any:
     """The calibration's provenance table (empty when the run did not calibrate)."""
     return result.calibration.to_frame() if result.calibration is not None else pd.DataFrame()
+
+
+# --------------------------------------------------------------------------- intervals
+
+
+def _study_percent(totals: np.ndarray) -> dict[str, np.ndarray]:
+    """:func:`crowdkit.crowd.reported.study_rates` of (…, 4) totals TP, FP, TN, FN, vectorised (NaN: undefined)."""
+    tp, fp, tn, fn = np.moveaxis(np.asarray(totals, dtype=float), -1, 0)
+    precision, recall = 100 * rate_array(tp, tp + fp), 100 * rate_array(tp, tp + fn)
+    return {"precision": precision, "recall": recall, "F1": rate_array(2 * precision * recall, precision + recall),
+            "accuracy": 100 * rate_array(tp + tn, tp + fp + tn + fn)}
+
+
+def study_intervals(result: CrowdRunResult) -> pd.DataFrame:
+    """Our rates at the study's rule (its 20-px rule, per face, percent) with their 95 % interval.
+
+    The interval is the cluster bootstrap over the run's linked tracks
+    (:mod:`crowdkit.crowd.intervals`), seeded with the run's seed.
+
+    Returns
+    -------
+    DataFrame, one row per rate of :data:`STUDY_SUPPORT`: ``member, challenge, figure, ours``
+    (the study's definition, as :func:`study_column`), ``low, high``, ``faces`` (in the rate's
+    denominator) and ``tracks`` (holding those faces).
+    """
+    from crowdkit.crowd.intervals import LEVEL, RESAMPLES, face_clusters
+
+    outcomes = result.validations[RULE].outcomes
+    counts = counts_at(result, result.study_threshold)
+    decision = outcomes["distance"].to_numpy(dtype=float) <= result.study_threshold
+    clusters = face_clusters(outcomes["subject"].to_numpy(dtype=bool), decision,
+                             outcomes["face_track"].to_numpy(dtype=np.int64))[:, :4]
+    samples = _study_percent(cluster_bootstrap_counts(clusters, n=RESAMPLES, seed=result.params.seed))
+    estimates = study_rates(counts.tp, counts.fp, counts.tn, counts.fn)
+    rows = []
+    for figure, columns in STUDY_SUPPORT.items():
+        held = clusters[:, [OUTCOMES.index(c) for c in columns]].sum(axis=1)
+        low, high = percentile_interval(samples[figure], level=LEVEL)
+        estimate = estimates[STUDY_ROWS[figure]]
+        rows.append({"member": result.params.member, "challenge": result.params.challenge, "figure": figure,
+                     "ours": math.nan if estimate is None else estimate, "low": low, "high": high,
+                     "faces": int(held.sum()), "tracks": int((held > 0).sum())})
+    return pd.DataFrame(rows)
+
+
+def study_interval_text(intervals: pd.DataFrame) -> pd.Series:
+    """Each row of :func:`study_intervals` as ``"36.364 [20.000, 50.000]"`` (``[too few]`` below 5 faces)."""
+    return pd.Series([format_interval(r.ours, r.low, r.high, support=r.faces) for r in intervals.itertuples()],
+                     index=intervals.index, dtype=object)
+
+
+def study_interval_table(result: CrowdRunResult) -> pd.DataFrame:
+    """The run page's table of :func:`study_intervals`: one row per rate, the interval as text, the sample sizes."""
+    intervals = study_intervals(result)
+    column = "ours at the study's rule, % [95 % interval]"
+    return intervals.assign(**{column: study_interval_text(intervals)}).set_index("figure")[[column, "faces", "tracks"]]

@@ -17,8 +17,9 @@ from pathlib import Path
 import pandas as pd
 
 from crowdkit.common.exceptions import ConfigError
-from crowdkit.common.metrics import format_rate
+from crowdkit.common.metrics import MIN_SUPPORT
 from crowdkit.common.run_tables import collect_run_tables
+from crowdkit.crowd.intervals import interval_text
 from crowdkit.crowd.params import ALL_PHOTOS
 from crowdkit.crowd.scene import CHALLENGES
 
@@ -33,7 +34,7 @@ _RATES = ("precision", "recall", "f1", "accuracy")
 def collect_runs(runs_dir: str | Path) -> dict[str, pd.DataFrame]:
     """Every finished run's tables under ``runs_dir`` (see :func:`crowdkit.common.run_tables.collect_run_tables`)."""
     return {name: collect_run_tables(runs_dir, name)
-            for name in ("performance", "thresholds", "queries", "study_table", "examples")}
+            for name in ("performance", "thresholds", "queries", "study_table", "examples", "study_intervals")}
 
 
 def summary_table(performance: pd.DataFrame, *, value: str = "f1", main_only: bool = True) -> pd.DataFrame:
@@ -91,8 +92,15 @@ def run_names(performance: pd.DataFrame) -> list[str]:
 
 
 def rate_table(performance: pd.DataFrame, value: str) -> pd.DataFrame:
-    """:func:`summary_table` of ``value`` with the rates as text ("undefined" where NaN)."""
-    return summary_table(performance, value=value).map(format_rate)
+    """:func:`summary_table` of ``value`` as text with its 95 % interval.
+
+    ``"0.750 [0.520, 0.910]"``; "undefined" where NaN; ``[too few]`` where fewer than 5 faces
+    are in the rate's denominator (:func:`crowdkit.crowd.intervals.interval_text`).
+    """
+    if performance.empty:
+        return pd.DataFrame()
+    text = performance.assign(**{value: interval_text(performance, value)})
+    return summary_table(text, value=value).fillna("undefined")
 
 
 def detection_rate_table(performance: pd.DataFrame) -> pd.DataFrame:
@@ -108,10 +116,9 @@ def counts_table(performance: pd.DataFrame, rule: str) -> pd.DataFrame:
     if performance.empty:
         return pd.DataFrame()
     main = performance[performance["main"] & (performance["level"] == "frame")]
-    part = in_challenge_order(main[main["rule"] == rule].set_index(["member", "challenge"])[list(COUNT_COLUMNS)])
-    for column in _RATES:
-        part[column] = part[column].map(format_rate)
-    return part
+    main = main[main["rule"] == rule]
+    main = main.assign(**{column: interval_text(main, column) for column in _RATES})
+    return in_challenge_order(main.set_index(["member", "challenge"])[list(COUNT_COLUMNS)])
 
 
 def gain_tables(performance: pd.DataFrame, *, compare: str) -> tuple[pd.DataFrame, pd.DataFrame]:
@@ -168,3 +175,45 @@ def examples_vs_ours(examples: pd.DataFrame) -> pd.DataFrame:
         return pd.DataFrame()
     frame = _study_order(examples.drop(columns=["run"], errors="ignore"))
     return frame.set_index(["member", "challenge", "outcome", "example"])
+
+
+def _printed_figures(study_tables: pd.DataFrame) -> pd.DataFrame:
+    """The study's printed rates per run (percent; NaN for "-") with the printed faces in each denominator."""
+    from crowdkit.crowd.study_table import STUDY_SUPPORT
+
+    printed = study_tables[study_tables["source"].str.startswith("study")]
+    wide = printed.pivot_table(index=["member", "challenge"], columns="figure", values="value", aggfunc="first")
+    rows = []
+    for (member, challenge), row in wide.iterrows():
+        counts = {c: pd.to_numeric(row.get(c), errors="coerce") for c in ("TP", "FP", "TN", "FN")}
+        for figure, columns in STUDY_SUPPORT.items():
+            rows.append({"member": member, "challenge": challenge, "figure": figure,
+                         "printed": pd.to_numeric(row.get(figure), errors="coerce"),
+                         "study faces": sum(counts[c] for c in columns)})
+    return pd.DataFrame(rows, columns=["member", "challenge", "figure", "printed", "study faces"])
+
+
+def printed_vs_interval(study_tables: pd.DataFrame, study_intervals: pd.DataFrame) -> pd.DataFrame:
+    """Each printed rate beside our 95 % interval under the study's protocol, marked where it lies outside.
+
+    Both in percent: the study's printed figure, ours at the study's rule with its interval
+    (:func:`crowdkit.crowd.study_table.study_intervals`), the faces in each one's denominator
+    and the tracks holding ours. ``outside`` is True where the printed figure lies outside an
+    interval of ours resting on at least 5 faces; the ``mark`` column says so in words.
+
+    Returns one row per member × challenge × rate (the report's order); empty when either
+    table is.
+    """
+    from crowdkit.crowd.study_table import study_interval_text
+
+    if study_tables.empty or study_intervals.empty:
+        return pd.DataFrame()
+    ours = study_intervals.drop(columns=["run"], errors="ignore")
+    table = _printed_figures(study_tables).merge(ours, on=["member", "challenge", "figure"], how="inner")
+    enough = table["faces"] >= MIN_SUPPORT
+    table["outside"] = enough & table["printed"].notna() & ((table["printed"] < table["low"])
+                                                          | (table["printed"] > table["high"]))
+    table["ours, study's protocol [95 %]"] = study_interval_text(table)
+    table["mark"] = table["outside"].map({True: "printed outside ours", False: ""})
+    table = _study_order(table).set_index(["member", "challenge", "figure"])
+    return table[["printed", "study faces", "ours, study's protocol [95 %]", "faces", "tracks", "outside", "mark"]]

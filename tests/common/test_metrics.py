@@ -8,8 +8,9 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from crowdkit.common.metrics import (Confusion, UndefinedMetricWarning, bootstrap_ci, equal_error_rate, format_rate,
-                              pr_points, roc_points)
+from crowdkit.common.metrics import (Confusion, UndefinedMetricWarning, bootstrap_ci, cluster_bootstrap_counts,
+                                     cluster_resample_weights, equal_error_rate, format_interval, format_rate,
+                                     percentile_interval, pr_points, rate_array, roc_points)
 
 
 def test_rates():
@@ -137,6 +138,30 @@ def test_bootstrap_ci_array_and_frame():
     precision = bootstrap_ci(table, lambda t: Confusion.from_outcomes(t.outcome).precision, n=200)
     assert precision.estimate == pytest.approx(0.75) and precision.low < 0.75 < precision.high
     assert math.isnan(bootstrap_ci([], n=10).estimate)
+
+
+def test_cluster_bootstrap_keeps_clusters_whole_and_is_seeded():
+    weights = cluster_resample_weights(4, n=50, seed=2)
+    assert weights.shape == (50, 4) and (weights.sum(axis=1) == 4).all() and (weights >= 0).all()
+    assert (cluster_resample_weights(4, n=50, seed=2) == weights).all()
+    clusters = np.array([[3, 0], [0, 5], [1, 1]])
+    totals = cluster_bootstrap_counts(clusters, n=200, seed=0)
+    assert totals.shape == (200, 2)
+    assert (totals == cluster_resample_weights(3, n=200, seed=0) @ clusters).all()
+    assert cluster_bootstrap_counts(np.zeros((0, 4)), n=3).tolist() == [[0.0] * 4] * 3  # no cluster: zero totals
+    with pytest.raises(ValueError, match="2-D"):
+        cluster_bootstrap_counts([1, 2, 3])
+
+
+def test_percentile_interval_rate_array_and_format_interval():
+    assert percentile_interval([0.0, 1.0, 2.0, 3.0, 4.0, np.nan], level=0.5) == (1.0, 3.0)
+    assert all(math.isnan(v) for v in percentile_interval([np.nan, np.nan]))
+    assert np.allclose(rate_array([1, 2, 0], [2, 0, 0]), [0.5, np.nan, np.nan], equal_nan=True)
+    assert format_interval(0.75, 0.52, 0.91) == "0.750 [0.520, 0.910]"
+    assert format_interval(36.4, 20.04, 50.1, digits=1) == "36.4 [20.0, 50.1]"
+    assert format_interval(1.0, 1.0, 1.0, support=4) == "1.000 [too few]"  # fewer than 5 faces behind it
+    assert format_interval(0.5, math.nan, math.nan, support=50) == "0.500 [too few]"  # no resample defined it
+    assert format_interval(math.nan, 0.1, 0.2, support=50) == "undefined"  # undefined stays undefined
 
 
 def test_performance_table_display():

@@ -59,3 +59,17 @@ def test_no_run_yet_still_states_the_claim(tmp_path):
     text = findings.findings_markdown(found)
     assert text.startswith("- **The study's claim.**") and "No finished crowd run of ours yet" in text
     assert findings.plot_findings(found) is not None
+
+
+def test_our_f1_carries_its_interval_where_the_run_saved_one():
+    saved = pd.DataFrame({"run": ["peter-normal"], "member": "Peter", "challenge": "normal", "figure": "F1",
+                          "ours": 36.364, "low": 10.0, "high": 60.0, "faces": 11, "tracks": 2})
+    bounds = performance().assign(strict_f1_low=[0.4, np.nan, 0.1], strict_f1_high=[0.7, np.nan, 0.2])
+    found = findings.findings(study_tables(), bounds, PRINTED, study_intervals=saved)
+    shown = found.display_frame()
+    assert shown.loc[("Peter", "normal")].tolist() == ["72.9", "36.4 [10.0, 60.0]", "54.5 [40.0, 70.0]"]
+    assert shown.loc[("Peter", "mask1")].tolist() == ["undefined", "undefined", "undefined"]
+    assert found.to_frame().loc[("Peter", "normal")].tolist() == [72.9, 36.4, pytest.approx(100 * 12 / 22, abs=0.05)]
+    without = findings.findings(study_tables(), performance(), PRINTED).display_frame()
+    assert without.loc[("Peter", "normal")].tolist()[1:] == ["36.4", "54.5"]  # runs saved without intervals
+    assert findings.plot_findings(found) is not None

@@ -52,3 +52,14 @@ def test_a_mask_run_with_no_face_found(tmp_path, monkeypatch):
 def test_summary_page_prose(tmp_path):
     assert "Run `crowdkit run data/plans/crowd.yaml` first" in narrative.collected_runs("runs", [])
     assert narrative.collected_runs("runs", ["a", "b"]) == "Collected **2** finished run(s) from `runs`: a, b"
+
+
+def test_printed_outside_names_the_runs():
+    import pandas as pd
+
+    index = pd.MultiIndex.from_tuples([("Peter", "normal", "F1"), ("Peter", "normal", "precision")],
+                                      names=["member", "challenge", "figure"])
+    comparison = pd.DataFrame({"printed": [75.3, 77.9], "faces": [24, 4], "outside": [True, False]}, index=index)
+    text = narrative.printed_outside(comparison)
+    assert text.startswith("Of 2 printed rates, 1 can be set against") and "**1 lie outside it**: Peter normal (F1)." in text
+    assert narrative.printed_outside(pd.DataFrame()) == "No finished run saved intervals yet."

@@ -93,6 +93,25 @@ def test_tables_are_saved_for_the_summary(tiny):
     assert not list(run_dir.glob("*.part*"))  # atomic writes leave no temporary files
 
 
+@pytest.mark.slow  # shares the tiny run (scene render + MTCNN + dlib)
+def test_every_rate_is_saved_with_its_interval_around_it(tiny):
+    from crowdkit.crowd.intervals import INTERVAL_RATES
+
+    result, run_dir = tiny
+    saved = pd.read_parquet(run_dir / "performance.parquet")
+    assert {f"{rate}_{side}" for rate in INTERVAL_RATES for side in ("low", "high")} <= set(saved.columns)
+    for rate in INTERVAL_RATES:
+        defined = saved[rate].notna() & saved[f"{rate}_low"].notna()
+        assert (saved.loc[defined, f"{rate}_low"] <= saved.loc[defined, rate] + 1e-12).all(), rate
+        assert (saved.loc[defined, rate] <= saved.loc[defined, f"{rate}_high"] + 1e-12).all(), rate
+        assert saved.loc[saved[rate].isna(), f"{rate}_low"].isna().all(), rate  # undefined stays undefined
+    shown = result.performance_table()
+    assert shown["f1"].str.contains(r"\[|undefined").all() and not any(c.endswith("_low") for c in shown)
+    intervals = pd.read_parquet(run_dir / "study_intervals.parquet")
+    assert list(intervals["figure"]) == ["precision", "recall", "F1", "accuracy"]
+    assert all(not a.band.empty for a in result.thresholds.values() if len(a.sweep))
+
+
 @pytest.mark.slow  # renders a scene and loads MTCNN + dlib: ~10-30 s on 2 busy cores
 def test_rerun_reads_the_cache_and_an_interrupted_run_resumes(tiny, home):
     result, _ = tiny
@@ -195,6 +214,9 @@ def test_the_page_tables_come_from_the_result(tiny):
     tracks = result.tracks()
     assert tracks["frames"].sum() == len(result.detections)
     assert len(result.track_table(best=3)) == min(3, len(tracks))
+    from crowdkit.common import config
+
     values, checksums, versions = provenance_tables(result)
-    assert str(result.inputs.video) in checksums.index and "numpy" in versions.columns
+    video = str(result.inputs.video).replace(str(config.home()), "$CROWDKIT_HOME", 1)  # the page shows no home path
+    assert video in checksums.index and "numpy" in versions.columns
     assert "threshold" in values.index
