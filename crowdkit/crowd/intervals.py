@@ -12,7 +12,8 @@ same way; the detection rate resamples the annotated people instead.
 
 A rate whose denominator counts fewer than
 :data:`~crowdkit.common.metrics.MIN_SUPPORT` faces shows its interval as
-"too few"; an undefined rate stays undefined::
+"too few", and so does one resting on a single track (resampling one track gives its
+own faces back every time: a point, not an interval); an undefined rate stays undefined::
 
     faces = face_clusters(subject, decision, tracks, missed_tracks)    # (C, 5) TP, FP, TN, FN, missed
     people = people_clusters(outcomes, annotations, searched)          # (P, 2) annotated, matched
@@ -97,6 +98,10 @@ def people_clusters(outcomes: pd.DataFrame, annotations: "Annotations", searched
                      matched.reindex(people, fill_value=0).to_numpy()], axis=1).astype(np.int64).reshape(-1, 2)
 
 
+#: Fewest tracks (or people) behind a rate for its interval to be shown; fewer show "too few".
+MIN_CLUSTERS = 2
+
+
 def face_rates(totals: np.ndarray) -> dict[str, np.ndarray]:
     """The rates of (…, 5) totals in :data:`FACE_COUNTS` order, NaN where undefined (as :class:`Confusion`)."""
     tp, fp, tn, fn, missed = np.moveaxis(np.asarray(totals, dtype=float), -1, 0)
@@ -112,7 +117,11 @@ def rate_intervals(faces: np.ndarray, people: np.ndarray, *, seed: int, n: int =
     samples = face_rates(cluster_bootstrap_counts(faces, n=n, seed=seed))
     annotated, matched = cluster_bootstrap_counts(people, n=n, seed=seed).T
     samples["detection_rate"] = rate_array(matched, annotated)
-    return {rate: percentile_interval(samples[rate], level=level) for rate in INTERVAL_RATES}
+    # Resampling one track gives back the same faces every time: a point, not an interval.
+    clusters = {rate: int(np.isfinite(values).sum()) for rate, values in face_rates(faces).items()}
+    clusters["detection_rate"] = int((np.asarray(people)[:, 0] > 0).sum()) if len(people) else 0
+    return {rate: percentile_interval(samples[rate], level=level) if clusters.get(rate, 0) >= MIN_CLUSTERS
+            else (np.nan, np.nan) for rate in INTERVAL_RATES}
 
 
 def interval_columns(intervals: Mapping[str, tuple[float, float]]) -> dict[str, float]:

@@ -82,3 +82,14 @@ def test_the_sweep_band_surrounds_the_sweep():
         assert (band.loc[defined, rate] <= band.loc[defined, f"{rate}_high"] + 1e-12).all()
     pd.testing.assert_frame_equal(intervals.sweep_band(subject, distances, tracks, seed=0, points=50), band)
     assert intervals.sweep_band([], [], [], seed=0).empty
+
+
+def test_a_rate_resting_on_one_track_has_no_interval():
+    """Eight subject faces of one track: resampling tracks gives the same eight back, so no interval is claimed."""
+    faces = np.array([[4, 0, 0, 4, 0],   # the subject's one track: 4 found, 4 missed by the threshold
+                      [0, 1, 30, 0, 0],  # two impostor tracks
+                      [0, 0, 25, 0, 0]])
+    people = np.array([[8, 8], [31, 31], [25, 25]])
+    found = intervals.rate_intervals(faces, people, seed=0)
+    assert np.isnan(found["recall"]).all()  # the denominator (TP + FN) comes from a single track
+    assert np.isfinite(found["accuracy"]).all() and np.isfinite(found["specificity"]).all()
