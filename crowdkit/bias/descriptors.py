@@ -140,7 +140,7 @@ def _init_worker(fallback: str) -> None:
     global _WORKER
     import threading
 
-    from crowdkit.engine.embed import exit_with_parent
+    from crowdkit.engine.embed_dlib import exit_with_parent
 
     _WORKER = DlibPhotoEmbedder(fallback=fallback)
     threading.Thread(target=exit_with_parent, args=(os.getppid(),), daemon=True,

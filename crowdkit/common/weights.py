@@ -62,8 +62,13 @@ def deepface_weights_dir() -> Path:
     return config.deepface_home() / ".deepface" / "weights"
 
 
+def crowdkit_weights_dir() -> Path:
+    """``$CROWDKIT_HOME/weights``: weights crowdkit converts or downloads itself (e.g. dlib's ResNet for torch)."""
+    return config.home() / "weights"
+
+
 def crowdkit_facenet_dir() -> Path:
-    return config.home() / "weights" / "facenet"
+    return crowdkit_weights_dir() / "facenet"
 
 
 def torch_checkpoints_dir() -> Path:

@@ -24,7 +24,8 @@ import numpy as np
 from crowdkit.common.exceptions import ConfigError, CrowdkitError
 from crowdkit.engine.detect import get_detector
 from crowdkit.engine.detection import Detection, Detector
-from crowdkit.engine.embed import Embedder, get_embedder
+from crowdkit.engine.embed import get_embedder
+from crowdkit.engine.embedding import Embedder
 from crowdkit.engine.match import check_metric
 
 

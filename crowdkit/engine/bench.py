@@ -302,9 +302,9 @@ def _time_crowdkit(bench: BenchGallery, detector: str, home: Path, progress: boo
 
 
 def _time_bare_inference(gallery: FaceSet, query: FaceSet) -> tuple[float, _Timing]:
-    """(floor: one forward pass on the query chip, the gallery's chips) with crowdkit's dlib on one worker."""
-    logger.info("bare inference: dlib on %d chips, one worker", len(gallery))
-    single = get_embedder("dlib", workers=1)
+    """(floor: one forward pass on the query chip, the gallery's chips) with crowdkit's dlib embedder alone."""
+    logger.info("bare inference: dlib (torch) on %d chips", len(gallery))
+    single = get_embedder("dlib")
     single.embed(gallery.chips[:1])  # load the model outside the timing
     floors = []
     for _ in range(5):

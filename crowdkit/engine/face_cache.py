@@ -21,7 +21,7 @@ import numpy as np
 from crowdkit.common import config
 from crowdkit.common.cache import ArrayCache
 from crowdkit.engine.detection import Detection, Detector
-from crowdkit.engine.embed import Embedder
+from crowdkit.engine.embedding import Embedder
 
 
 class FaceCache:

@@ -30,7 +30,7 @@ from crowdkit.common.exceptions import AmbiguousFaceError, ConfigError, ImageRea
 from crowdkit.engine.backends import default_threshold, forget_backends, resolve_detector, resolve_embedder
 from crowdkit.engine.detect import DEFAULT_DETECTOR
 from crowdkit.engine.detection import Detector
-from crowdkit.engine.embed import Embedder
+from crowdkit.engine.embedding import Embedder
 from crowdkit.engine.face_cache import FaceCache
 from crowdkit.engine.gallery import VIDEO_SUFFIXES, GallerySource, check_gallery, forget_file_hashes, read_photo
 from crowdkit.engine.manifest import forget_manifests

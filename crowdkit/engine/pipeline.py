@@ -32,7 +32,7 @@ from crowdkit.common.exceptions import ConfigError, EmptyGalleryError
 from crowdkit.engine.align import align_face
 from crowdkit.engine.backends import resolve_detector, resolve_embedder
 from crowdkit.engine.detection import Detection, Detector
-from crowdkit.engine.embed import Embedder
+from crowdkit.engine.embedding import Embedder
 from crowdkit.engine.face_cache import FaceCache
 from crowdkit.engine.gallery import (
     GalleryImage,

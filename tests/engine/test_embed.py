@@ -6,7 +6,9 @@ import os
 import numpy as np
 import pytest
 
-from crowdkit.engine.embed import EMBEDDERS, Embedder, get_embedder, load_facenet_state_dict
+from crowdkit.engine.embed import EMBEDDERS, get_embedder
+from crowdkit.engine.embed_nets import load_facenet_state_dict
+from crowdkit.engine.embedding import Embedder
 from crowdkit.common.exceptions import ConfigError, InvalidImageError, UnknownBackendError, WeightsMissingError
 from crowdkit.common.io import read_image
 
@@ -15,7 +17,7 @@ SAME_A, SAME_B, OTHER = ("Colin_Powell", 1), ("Colin_Powell", 2), ("Tony_Blair",
 
 @pytest.fixture(scope="module")
 def dlib_embedder():
-    embedder = get_embedder("dlib", workers=2, min_parallel=2)
+    embedder = get_embedder("dlib-reference", workers=2, min_parallel=2)
     yield embedder
     embedder.close()
 
@@ -75,7 +77,7 @@ def test_dlib_crowdkit_alignment_gives_the_same_verdicts(dlib_embedder, lfw_dir,
 def test_dlib_workers_agree_with_one_process(dlib_embedder, reference_chips):
     chips = np.concatenate([reference_chips] * 3)  # 9 chips: several chunks over 2 workers, order kept
     parallel = dlib_embedder.embed(chips)
-    single = get_embedder("dlib", workers=1).embed(chips)
+    single = get_embedder("dlib-reference", workers=1).embed(chips)
     assert parallel.dtype == np.float32 and parallel.shape == (9, 128)
     np.testing.assert_allclose(parallel, single, atol=1e-6)
     np.testing.assert_allclose(parallel[:3], parallel[3:6], atol=1e-6)
@@ -84,7 +86,7 @@ def test_dlib_workers_agree_with_one_process(dlib_embedder, reference_chips):
 def test_dlib_warm_up_and_two_threads_at_once_give_the_same_vectors(reference_chips):
     from concurrent.futures import ThreadPoolExecutor
 
-    embedder = get_embedder("dlib", workers=2, min_parallel=2)
+    embedder = get_embedder("dlib-reference", workers=2, min_parallel=2)
     try:
         embedder.warm_up()  # returns at once; the workers load their model in the background
         embedder.warm_up()  # a second call does nothing
@@ -92,7 +94,7 @@ def test_dlib_warm_up_and_two_threads_at_once_give_the_same_vectors(reference_ch
         with ThreadPoolExecutor(2) as threads:
             pooled = list(threads.map(embedder.embed, [batch, batch[::-1]]))
             single = list(threads.map(embedder.embed, [reference_chips[:1], reference_chips[1:2]]))  # in-process
-        one = get_embedder("dlib", workers=1).embed(reference_chips)
+        one = get_embedder("dlib-reference", workers=1).embed(reference_chips)
         np.testing.assert_allclose(pooled[0], np.concatenate([one] * 3), atol=1e-5)
         np.testing.assert_allclose(pooled[1], np.concatenate([one] * 3)[::-1], atol=1e-5)
         np.testing.assert_allclose(np.concatenate(single), one[:2], atol=1e-5)
@@ -123,10 +125,11 @@ def test_wrong_chips_are_refused_with_the_fix(dlib_embedder, chips, match):
 
 
 def test_registry_and_contract_attributes():
-    assert EMBEDDERS.names() == ["arcface", "dlib", "facenet"]
-    with pytest.raises(UnknownBackendError, match="arcface, dlib, facenet"):
+    assert EMBEDDERS.names() == ["arcface", "dlib", "dlib-reference", "facenet"]
+    with pytest.raises(UnknownBackendError, match="arcface, dlib, dlib-reference, facenet"):
         get_embedder("vgg-face")
-    for name, dim, template in (("dlib", 128, "dlib"), ("arcface", 512, "arcface"), ("facenet", 512, "facenet")):
+    for name, dim, template in (("dlib", 128, "dlib"), ("dlib-reference", 128, "dlib"), ("arcface", 512, "arcface"),
+                                ("facenet", 512, "facenet")):
         cls = EMBEDDERS.get(name)
         assert issubclass(cls, Embedder) and cls.dim == dim and cls.template == template
         assert cls.default_metric in cls.thresholds and {"cosine", "euclidean"} <= set(cls.thresholds)
@@ -134,20 +137,36 @@ def test_registry_and_contract_attributes():
 
 def test_dlib_version_names_package_and_weights(dlib_embedder):
     assert dlib_embedder.version.startswith("dlib-") and "dlib_face_recognition_resnet_model_v1.dat" in dlib_embedder.version
-    assert dlib_embedder.cache_id == f"dlib@{dlib_embedder.version}/dlib"
+    assert dlib_embedder.cache_id == f"dlib-reference@{dlib_embedder.version}/dlib"
+    torch_dlib = get_embedder("dlib")
+    assert torch_dlib.version.startswith("torch-dlib-resnet/") and torch_dlib.cache_id.startswith("dlib@torch-")
+
+
+def test_the_torch_dlib_embedder_reproduces_dlibs_own_forward_pass(dlib_embedder, reference_chips):
+    """The ``dlib`` name runs dlib's network in torch; dlib-bin's forward pass is the reference (1e-4 per component)."""
+    from crowdkit.engine.match import pairwise_distances
+
+    ours, theirs = get_embedder("dlib").embed(reference_chips), dlib_embedder.embed(reference_chips)
+    assert np.abs(ours - theirs).max() <= 1e-4
+    for threshold in (0.07, 0.09):
+        assert np.array_equal(pairwise_distances(ours, ours, metric="cosine") <= threshold,
+                              pairwise_distances(theirs, theirs, metric="cosine") <= threshold)
 
 
 def test_capabilities_are_declared_on_the_base_class():
     assert Embedder.workers == 1 and Embedder.max_in_flight == 1 and Embedder.warm_up(None) is None
-    dlib = EMBEDDERS.get("dlib")
+    dlib = EMBEDDERS.get("dlib-reference")
     assert dlib.max_in_flight == 2 and dlib.warm_up is not Embedder.warm_up
+    assert EMBEDDERS.get("dlib").workers == 1  # torch spreads one batch over the cores itself
     assert EMBEDDERS.get("facenet").max_in_flight == 1 and EMBEDDERS.get("arcface").warm_up is Embedder.warm_up
 
 
 def test_workers_option():
-    assert get_embedder("dlib").workers == os.cpu_count()
+    assert get_embedder("dlib-reference").workers == os.cpu_count()
     with pytest.raises(ConfigError, match="workers"):
-        get_embedder("dlib", workers=0)
+        get_embedder("dlib-reference", workers=0)
+    with pytest.raises(ConfigError, match="threads"):
+        get_embedder("dlib", threads=0)
 
 
 # --------------------------------------------------------------------------- arcface
@@ -241,7 +260,7 @@ def test_dlib_workers_exit_when_their_parent_crashes(tmp_path):
     import time
 
     code = ("import os, signal, numpy as np; from crowdkit.engine.embed import get_embedder; "
-            "e = get_embedder('dlib', workers=2, min_parallel=2); e.embed(np.zeros((4, 150, 150, 3), np.uint8)); "
+            "e = get_embedder('dlib-reference', workers=2, min_parallel=2); e.embed(np.zeros((4, 150, 150, 3), np.uint8)); "
             "print(*[p.pid for p in e._pool._processes.values()], flush=True); os.kill(os.getpid(), signal.SIGKILL)")
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
     pids = [int(pid) for pid in done.stdout.split()]

@@ -11,7 +11,7 @@ import pytest
 from crowdkit.common.exceptions import AmbiguousFaceError, ConfigError, ImageReadError, NoFaceError
 from crowdkit.engine import faces
 from crowdkit.engine.detection import Detector
-from crowdkit.engine.embed import Embedder
+from crowdkit.engine.embedding import Embedder
 from crowdkit.engine.pipeline import detect_and_embed
 
 
