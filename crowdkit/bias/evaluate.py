@@ -17,7 +17,7 @@ import logging
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable, Mapping, Sequence
+from typing import Any, Callable, Mapping, Sequence
 
 import numpy as np
 
@@ -349,10 +349,13 @@ def embed_lfw_identities(model: str = "dlib", *, min_images: int = 10, max_ident
     return emb, np.asarray(names)
 
 
-def predict_group_labels(classifier: EthnicityClassifier, pairs: PairEmbeddings, *, max_images: int = 10,
+def predict_group_labels(classifier: EthnicityClassifier, pairs: Any, *, max_images: int = 10,
                          seed: int = 0) -> dict[str, str]:
     """Predicted group of every identity in ``pairs``, the lookup table's way: mean class probabilities over
     up to ``max_images`` images (:func:`crowdkit.bias.lookup.sample_images`), then argmax.
+
+    ``pairs``: a :class:`PairEmbeddings` or a :class:`crowdkit.bias.lfw_images.LFWImages` (anything with
+    ``names``, ``paths``, ``embeddings`` and ``model``).
 
     A classifier that reads dlib descriptors (``reads_descriptors``, the probe) is applied to the cached
     descriptors of a ``"dlib"`` PairEmbeddings, so nothing is embedded twice; otherwise

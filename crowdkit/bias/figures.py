@@ -176,3 +176,37 @@ def cluster_grid(results: Mapping[str, Any]) -> Any:
             ax.title.set_fontsize(9)
     fig.tight_layout()
     return fig
+
+
+def group_fmr(rates: Any) -> Any:
+    """The FRVT demographic plot of one model: FMR against threshold per predicted group, the global threshold
+    marked; beside it, FNMR per group at the global, the FMR = 10⁻³ and the group's own FMR = 10⁻³ threshold.
+
+    ``rates``: :class:`crowdkit.bias.group_study.ModelGroupRates`.
+    """
+    import numpy as np
+
+    sizes = rates.sizes()
+    fig, (left, right) = plt.subplots(1, 2, figsize=(11, 4))
+    for g, hist in rates.histograms.items():
+        total = hist.sum()
+        if total:
+            left.step(rates.edges[1:], np.cumsum(hist) / total, where="post",
+                      label=f"{g} ({sizes.loc[g, 'identities']} people, {sizes.loc[g, 'impostor pairs']:,} impostors)")
+    for (name, t), style in zip(rates.thresholds.items(), ("--", ":")):
+        left.axvline(t, color="k", ls=style, lw=1, label=f"{name} ({t:.3f})")
+    left.set_yscale("log")
+    left.set_ylim(1e-5, 1)
+    left.set_xlabel("distance threshold")
+    left.set_ylabel("FMR (within-group impostors)")
+    left.set_title(f"{rates.model}: FMR by predicted group")
+    left.legend(fontsize=7)
+    rows = [{"group": g, "operating point": name, "FNMR": rates.point[name][g][0]}
+            for name in rates.thresholds for g in rates.layout.groups]
+    rows += [{"group": g, "operating point": "own FMR 1e-3", "FNMR": v} for g, v in rates.own_fnmr.items()]
+    sns.barplot(data=pd.DataFrame(rows), x="group", y="FNMR", hue="operating point", ax=right)
+    right.tick_params(axis="x", rotation=20)
+    right.set_title("FNMR per predicted group at fixed thresholds")
+    right.legend(fontsize=7)
+    fig.tight_layout()
+    return fig

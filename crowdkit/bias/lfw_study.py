@@ -15,6 +15,7 @@ Example
 """
 from __future__ import annotations
 
+import time
 from dataclasses import dataclass, field, fields
 from typing import Any, Mapping
 
@@ -23,6 +24,10 @@ import pandas as pd
 
 from crowdkit.bias import cluster
 from crowdkit.bias import evaluate as ev
+from crowdkit.bias import group_study
+from crowdkit.bias.identification import identification_table
+from crowdkit.bias.lfw_images import LFWImages, LFWSubset, embed_lfw_images, select_lfw_images
+from crowdkit.bias.profiles import BiasProfile
 from crowdkit.bias.checkpoints import TrainingRuns
 from crowdkit.bias.ethnicity import MeasuredClassifier
 from crowdkit.bias.figures import ARM
@@ -178,6 +183,78 @@ def label_lfw(measured: MeasuredClassifier, reference: Reference, *, max_images:
     """Predicted group of every LFW identity in the reference's pairs (:func:`crowdkit.bias.evaluate.predict_group_labels`)."""
     return LFWGroups(ev.predict_group_labels(measured.classifier, reference.pairs, max_images=max_images, seed=seed),
                      measured)
+
+
+@dataclass(frozen=True, eq=False)
+class AllLFW:
+    """Per-group rates and identification over a profile's LFW images (all of them with ``full``).
+
+    ``images``: model → its embeddings of the images; ``rates``: model → :class:`group_study.ModelGroupRates`;
+    ``runs``: (sampler, seed) → rates of each run at :attr:`RunEvaluations.last_epochs`.
+    """
+
+    subset: LFWSubset
+    labels: Mapping[str, str] = field(repr=False)
+    measured: MeasuredClassifier = field(repr=False)
+    images: Mapping[str, LFWImages] = field(repr=False)
+    rates: Mapping[str, group_study.ModelGroupRates] = field(repr=False)
+    runs: Mapping[tuple, group_study.ModelGroupRates] = field(repr=False)
+    seconds: float = 0.0
+    seed: int = 0
+
+    def describe(self) -> str:
+        """Markdown: which images, how many, how long, and that the groups are predictions with a measured error."""
+        first = next(iter(self.images.values()))
+        repeated = len(np.unique(first.identities_with(10)[1]))
+        return (f"**Images:** {self.subset.describe()}: {first.describe()} ({repeated} people with ≥ 10 photos), "
+                f"embedded by {len(self.images)} models in {self.seconds:.0f} s. "
+                f"{self.measured.error_note()} Group labels are **predictions with a measured error, never facts "
+                "about a person**; each LFW person's group is the classifier's mean over up to 10 of their photos.")
+
+    def group_table(self) -> pd.DataFrame:
+        """Every model's per-group table (sizes beside every rate, 95 % identity-bootstrap intervals)."""
+        return pd.concat({name: r.to_frame() for name, r in self.rates.items()}, names=["model", "group"])
+
+    def arm_differences(self) -> pd.DataFrame:
+        """Stratified minus random per group (:func:`group_study.arm_differences`)."""
+        return group_study.arm_differences(self.runs, seed=self.seed)
+
+    def arm_verdict(self) -> str:
+        """Markdown: did stratification change any group's error beyond noise."""
+        return group_study.arm_verdict(self.arm_differences())
+
+    def identification(self, min_images: int = 10) -> pd.DataFrame:
+        """Closed- and open-set identification of every person with ≥ ``min_images`` photos here."""
+        return identification_table(self.images, min_images=min_images, seed=self.seed)
+
+
+def _run_name(sampler: str, seed: int) -> str:
+    return f"{ARM[sampler]}, seed {seed}"
+
+
+def evaluate_all_lfw(profile: BiasProfile, evaluated: RunEvaluations, reference: Reference,
+                     measured: MeasuredClassifier, *, seed: int = 0, n_boot: int = 1000) -> AllLFW:
+    """Embed the profile's LFW images with dlib and every run at :attr:`RunEvaluations.last_epochs`, then measure.
+
+    Each model is measured at its own global threshold (its View 2 protocol result) and at FMR = 10⁻³.
+    """
+    started = time.perf_counter()
+    subset = LFWSubset(profile.lfw_identities, profile.lfw_images, seed=seed)
+    paths = select_lfw_images(subset, prefer=set(reference.pairs.names.tolist()))
+    images = {REFERENCE: embed_lfw_images("dlib", paths)}
+    thresholds = {REFERENCE: reference.result.threshold}
+    for (sampler, run_seed, epochs), result in sorted(evaluated.results.items()):
+        if epochs == evaluated.last_epochs:
+            name = _run_name(sampler, run_seed)
+            images[name] = embed_lfw_images(evaluated.pairs[(sampler, run_seed, epochs)].model, paths)
+            thresholds[name] = result.threshold
+    seconds = time.perf_counter() - started
+    labels = ev.predict_group_labels(measured.classifier, images[REFERENCE], seed=seed)
+    rates = {name: group_study.measure_model(name, im.embeddings, im.names, labels, metric=im.metric,
+                                             global_threshold=thresholds[name], n_boot=n_boot, seed=seed)
+             for name, im in images.items()}
+    runs = {(s, k): rates[_run_name(s, k)] for s, k, e in evaluated.results if e == evaluated.last_epochs}
+    return AllLFW(subset, labels, measured, images, rates, runs, seconds, seed)
 
 
 @dataclass(frozen=True)

@@ -51,6 +51,9 @@ class BiasProfile:
         the :class:`TrainConfig` of both arms.
     seeds : the training seeds; each arm is trained once per seed.
     n_pairs : LFW View 2 pairs evaluated (None: all 6,000).
+    lfw_identities, lfw_images : the LFW people (with ≥ 2 photos) and photos per person the all-of-LFW
+        per-group rates and identification embed (None, None: every LFW image);
+        :class:`crowdkit.bias.lfw_images.LFWSubset`.
     """
 
     name: str
@@ -67,6 +70,8 @@ class BiasProfile:
     seeds: tuple[int, ...]
     keep_epochs: tuple[int, ...] = ()
     n_pairs: int | None = None
+    lfw_identities: int | None = None
+    lfw_images: int | None = None
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "seeds", tuple(int(s) for s in self.seeds))
@@ -107,10 +112,12 @@ class BiasProfile:
 PROFILES: dict[str, BiasProfile] = {
     "quick": BiasProfile(name="quick", max_train_per_class=40, max_test_per_class=20, max_identities=30, max_images=5,
                          backbone="projection", epochs=5, batches_per_epoch=5, people_per_batch=15,
-                         images_per_person=10, lr=1e-4, seeds=(0, 1), n_pairs=600),
+                         images_per_person=10, lr=1e-4, seeds=(0, 1), n_pairs=600,
+                         lfw_identities=200, lfw_images=10),
     "default": BiasProfile(name="default", max_train_per_class=None, max_test_per_class=None, max_identities=None,
                            max_images=10, backbone="projection", epochs=30, batches_per_epoch=10, people_per_batch=15,
-                           images_per_person=10, lr=1e-4, seeds=(0, 1, 2, 3, 4)),
+                           images_per_person=10, lr=1e-4, seeds=(0, 1, 2, 3, 4),
+                           lfw_identities=1500, lfw_images=10),
     "full": BiasProfile(name="full", max_train_per_class=None, max_test_per_class=None, max_identities=None,
                         max_images=10, backbone="inception_resnet_v1", epochs=75, batches_per_epoch=1000,
                         people_per_batch=45, images_per_person=40, lr=0.05, seeds=(0, 1, 2), keep_epochs=(30, 50, 75)),
