@@ -198,3 +198,9 @@ def long_functions(path: Path) -> list[str]:
 def test_no_function_is_over_the_size_limit():
     long = [f for p in sorted(PACKAGE.rglob("*.py")) for f in long_functions(p)]
     assert not long, f"functions over {MAX_FUNCTION_LINES} lines:\n" + "\n".join(long)
+
+
+def test_test_files_have_unique_names():
+    """pytest imports test files by their base name (no __init__.py in tests/): two of one name cannot both run."""
+    names = [p.name for p in TESTS.rglob("test_*.py")]
+    assert len(names) == len(set(names)), sorted({n for n in names if names.count(n) > 1})
