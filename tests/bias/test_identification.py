@@ -37,6 +37,18 @@ def test_open_set_rejects_distractors_and_keeps_the_gallery():
 
 def test_identification_table():
     table = identification.identification_table({"m": _images()}, min_images=10, n_boot=100)
-    assert list(table["task"].str.split(",").str[0]) == ["closed set", "closed set", "open set"]
+    assert list(table["task"].str.split(",").str[0]) == ["closed set", "closed set", "closed set", "open set"]
+    assert "thesis' roles" in table.loc[2, "task"] and table.loc[2, "people"] == 6
     assert (table["95% low"] <= table["accuracy"]).all() and (table["accuracy"] <= table["95% high"]).all()
     assert table.loc[0, "people"] == 6 and table.loc[0, "test photos"] == 36
+
+
+def test_the_thesis_roles_store_one_photo_and_query_with_the_mean_of_the_rest():
+    images = _images(noise=0.05)
+    found = identification.thesis_nearest_mean(images.embeddings, images.names, min_images=10, seed=0)
+    assert found["people"] == 6 and found["accuracy"] == 1.0  # well-separated people: every mean finds its photo
+    confused = _images(noise=50.0)  # the noise swamps who a photo shows
+    worse = identification.thesis_nearest_mean(confused.embeddings, confused.names, min_images=10, seed=0)
+    assert worse["accuracy"] < 1.0
+    again = identification.thesis_nearest_mean(confused.embeddings, confused.names, min_images=10, seed=0)
+    assert again["accuracy"] == worse["accuracy"]
