@@ -216,7 +216,7 @@ def _centred_chips(paths: Sequence[Path], size: int, *, progress: bool) -> tuple
 
     det = get_detector("mtcnn")
     chips, status = [], []
-    for path in tqdm(paths, desc="MTCNN crops", unit="img", disable=not progress):
+    for path in tqdm(paths, desc="MTCNN crops", unit="img", disable=not progress or bool(os.environ.get("TQDM_DISABLE"))):
         image = read_image(path)
         faces = det.detect(image)
         cy, cx = image.shape[0] / 2, image.shape[1] / 2

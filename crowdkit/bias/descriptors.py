@@ -230,7 +230,7 @@ def _embed_missing(todo: list[tuple[str, str]], store: Path, *, fallback: str, w
     computed: dict[str, tuple[np.ndarray, int]] = {}
     new: dict[str, tuple[np.ndarray, int]] = {}
     todo_keys = [k for k, _ in todo]
-    bar = tqdm(total=len(todo), desc="dlib descriptors", unit="photo", disable=not progress)
+    bar = tqdm(total=len(todo), desc="dlib descriptors", unit="photo", disable=not progress or bool(os.environ.get("TQDM_DISABLE")))
     pool = None
     try:
         pool, results = _start_embedding([p for _, p in todo], fallback=fallback, workers=workers,

@@ -187,7 +187,7 @@ class MeasuredClassifier:
     def describe(self) -> str:
         """Markdown: the split, what the classifier was fitted and measured on, photos without a face."""
         text = (f"Split: {self.n_train_split} train / {self.n_test_split} test; fitted on {self.n_fitted}, "
-                f"measured on {self.report.n}. Classifier: `{self.folder}`.")
+                f"measured on {self.report.n}. Classifier: `{config.display_path(self.folder)}`.")
         if self.n_test_without_face is not None:
             text += (f" No face detected in {self.n_test_without_face} of {self.report.n} test crops "
                      "(embedded from the central box).")

@@ -22,6 +22,7 @@ from typing import Any, Mapping
 import numpy as np
 import pandas as pd
 
+from crowdkit.common import config
 from crowdkit.bias import cluster
 from crowdkit.bias import evaluate as ev
 from crowdkit.bias import group_study
@@ -80,7 +81,7 @@ class RunEvaluations:
     def describe(self) -> str:
         """Markdown: how many runs were found where."""
         runs = {(sampler, seed) for sampler, seed, _ in self.results}
-        return f"{len(runs)} runs under `{self.root}`."
+        return f"{len(runs)} runs under `{config.display_path(self.root)}`."
 
     def per_run(self) -> pd.DataFrame:
         """One row per run and epoch budget: arm, sampler, seed, epochs, accuracy, std (folds), VAL, FAR, AUC, EER."""

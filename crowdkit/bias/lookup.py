@@ -148,7 +148,7 @@ def build_lookup_table(db_path: str | os.PathLike, identities: Mapping[str, Sequ
             "created": datetime.now(timezone.utc).isoformat(timespec="seconds"), "classes": ",".join(CLASSES)}
     image_rows, identity_rows = [], []
     start = 0
-    for identity, paths in tqdm(chosen.items(), desc="lookup table", disable=not progress):
+    for identity, paths in tqdm(chosen.items(), desc="lookup table", disable=not progress or bool(os.environ.get("TQDM_DISABLE"))):
         block = proba[start:start + len(paths)]
         faces = has_face[start:start + len(paths)]
         for p, row, face in zip(paths, block, faces):

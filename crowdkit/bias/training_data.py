@@ -157,7 +157,7 @@ def align_dataset(identities: Mapping[str, Sequence[str | os.PathLike]], *, data
     skipped: list[Path] = []
     n_cached = n_new = 0
     todo = [(str(k), Path(p)) for k, v in identities.items() for p in v]
-    for identity, path in tqdm(todo, desc=f"aligning {dataset}", unit="img", disable=not progress):
+    for identity, path in tqdm(todo, desc=f"aligning {dataset}", unit="img", disable=not progress or bool(os.environ.get("TQDM_DISABLE"))):
         target = folder / identity / (path.stem + ".jpg")
         key = f"{identity}/{path.name}"
         if target.is_file():

@@ -174,7 +174,7 @@ class VGG16Classifier(EthnicityClassifier):
         order = rng.permutation(len(paths))
         losses = []
         batches = [order[i:i + self.batch_size] for i in range(0, len(order), self.batch_size)]
-        for batch in tqdm(batches, desc=f"vgg16 epoch {epoch + 1}/{self.epochs}", disable=not progress, leave=False):
+        for batch in tqdm(batches, desc=f"vgg16 epoch {epoch + 1}/{self.epochs}", disable=not progress or bool(os.environ.get("TQDM_DISABLE")), leave=False):
             x = self._tensor([paths[i] for i in batch], flip=rng.random(len(batch)) < 0.5)
             y = torch.from_numpy(labels[batch]).to(x.device)
             optimiser.zero_grad()

@@ -1,13 +1,15 @@
 """Run many notebooks: dependencies first, independent ones in parallel (processes or Dask)."""
 from __future__ import annotations
 
+import os
+
 import concurrent.futures as cf
 import logging
 import signal
 from dataclasses import dataclass, field
 from typing import Any, Iterable, Sequence
 
-from tqdm.auto import tqdm
+from tqdm import tqdm
 
 from crowdkit.book.execute import DEFAULT_KERNEL, RunResult, execute_job, remove_stale_staging
 from crowdkit.book.kernels import stop_running_kernels
@@ -136,7 +138,7 @@ def run_specs(specs: Sequence[RunSpec], *, jobs: int = 1, executor: str = "local
     _check_dependencies(specs)
     remove_stale_staging(s.output_dir for s in specs)
     build = _Build(specs, kernel=kernel, force=force, stagger=stagger)
-    bar = tqdm(total=len(specs), desc="notebooks", unit="nb", disable=not progress)
+    bar = tqdm(total=len(specs), desc="notebooks", unit="nb", disable=not progress or bool(os.environ.get("TQDM_DISABLE")))
     try:
         with _Executor(executor, jobs, scheduler) as pool:
             try:

@@ -61,6 +61,13 @@ def _overrides(args) -> dict:
     return overrides
 
 
+def _interruptible() -> None:
+    """Ctrl-C stops a run even when the shell started crowdkit with SIGINT ignored (a background job)."""
+    import signal
+
+    signal.signal(signal.SIGINT, signal.default_int_handler)
+
+
 def _quiet_papermill(args) -> None:
     """papermill logs every notebook's paths at INFO; the progress bar already says which runs."""
     if not getattr(args, "verbose", False):
@@ -71,6 +78,7 @@ def _run(args) -> int:
     from crowdkit.book import plans, scheduler
 
     _quiet_papermill(args)
+    _interruptible()
     if args.jobs < 1:
         raise ConfigError("--jobs must be at least 1")
     plan = plans.load_plan(args.plan, args.profile, overrides=_overrides(args)).select(args.only)
@@ -84,6 +92,7 @@ def _book_build(args) -> int:
     from crowdkit.book import build, scheduler
 
     _quiet_papermill(args)
+    _interruptible()
     if args.jobs < 1:
         raise ConfigError("--jobs must be at least 1")
     result = build.build_book(args.root, profile=args.profile, jobs=args.jobs, executor=args.executor,

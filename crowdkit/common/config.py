@@ -83,3 +83,15 @@ def deepface_home() -> Path:
 
 def downloads_allowed() -> bool:
     return os.environ.get("CROWDKIT_ALLOW_DOWNLOAD", "0").strip().lower() in {"1", "true", "yes"}
+
+
+def display_path(path: str | os.PathLike) -> str:
+    """A path as a page may show it: ``$CROWDKIT_HOME/…`` under the home, project-relative inside the project."""
+    path = Path(path).expanduser()
+    for root, label in ((home(), "$CROWDKIT_HOME"), (PROJECT_ROOT, "")):
+        try:
+            rest = path.resolve().relative_to(Path(root).resolve()).as_posix()
+        except ValueError:
+            continue
+        return f"{label}/{rest}" if label else rest
+    return path.name

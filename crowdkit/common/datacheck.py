@@ -1,10 +1,12 @@
 """Verify the data folder against its SHA256SUMS and say what is present."""
 from __future__ import annotations
 
+import os
+
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from tqdm.auto import tqdm
+from tqdm import tqdm
 
 from crowdkit.common import config
 from crowdkit.common.exceptions import DataNotFoundError
@@ -41,7 +43,7 @@ def check_data(root: Path | None = None, *, progress: bool = True) -> DataReport
         raise DataNotFoundError(f"{sums_file} not found: cannot verify {root}")
     expected = read_checksums(sums_file)
     missing, mismatched, counts = [], [], {}
-    for name, digest in tqdm(expected.items(), desc="checking data", unit="file", disable=not progress):
+    for name, digest in tqdm(expected.items(), desc="checking data", unit="file", disable=not progress or bool(os.environ.get("TQDM_DISABLE"))):
         path = root / name
         dataset = name.split("/", 1)[0]
         if not path.is_file():

@@ -7,6 +7,8 @@ and encodes it with OpenCV's MPEG-4 Part 2 writer (``mp4v``).
 """
 from __future__ import annotations
 
+import os
+
 import math
 from dataclasses import dataclass
 from pathlib import Path
@@ -197,7 +199,7 @@ def render_video(spec: SceneSpec, people: list[ScenePerson], motion: Motion, rng
     owner = np.empty((spec.height, spec.width), np.int16)
     try:
         for k in tqdm(range(spec.n_frames), desc=f"simulate {spec.member}/{spec.challenge}", unit="frame",
-                      leave=False, disable=not progress):
+                      leave=False, disable=not progress or bool(os.environ.get("TQDM_DISABLE"))):
             canvas, placed = _draw_frame(size, cameras[k], texture, costume, heads, motion, k, owner)
             for i, (box, height) in enumerate(_annotate_frame(k, costume, motion, placed, owner, size)):
                 boxes[i].append(box)

@@ -182,7 +182,7 @@ def extract_faces(
     skipped: list[str] = []
     total, images = iter_gallery(sources, stride=stride, skipped=skipped)
     count = 0
-    bar = tqdm(total=total or None, desc=f"extract ({detector.name})", unit="img", disable=not progress)
+    bar = tqdm(total=total or None, desc=f"extract ({detector.name})", unit="img", disable=not progress or bool(os.environ.get("TQDM_DISABLE")))
     try:
         for chunk in chunks(images, batch_size):
             count += len(chunk)
