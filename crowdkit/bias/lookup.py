@@ -305,7 +305,7 @@ class PredictedLabels:
 
         return pd.Series({**provenance.package_versions(list(packages)), "classifier": self.measured.name,
                           "training checksum": self.measured.classifier.checksum,
-                          "lookup table": str(self.db_path)}).to_frame("run")
+                          "lookup table": config.display_path(self.db_path)}).to_frame("run")
 
 
 def profile_identities(profile: BiasProfile, celeba: Any = None) -> dict[str, list[Path]]:
