@@ -28,7 +28,7 @@ from crowdkit.bias.backbones import BACKBONES, Backbone, embedding_net, resize_s
 from crowdkit.bias.descriptors import CENTRE_BOX, CENTRE_FALLBACK, FACE_FOUND, describe_photos
 from crowdkit.bias.train_config import EpochMetrics, TrainConfig
 from crowdkit.common.exceptions import ConfigError, DataNotFoundError
-from crowdkit.common.io import atomic_path, read_image
+from crowdkit.common.io import atomic_path, read_image, show_progress
 
 LAST, BEST = "last.pt", "best.pt"
 _EPOCH_FILE = re.compile(r"^epoch(\d+)\.pt$")
@@ -216,7 +216,7 @@ def _centred_chips(paths: Sequence[Path], size: int, *, progress: bool) -> tuple
 
     det = get_detector("mtcnn")
     chips, status = [], []
-    for path in tqdm(paths, desc="MTCNN crops", unit="img", disable=not progress or bool(os.environ.get("TQDM_DISABLE"))):
+    for path in tqdm(paths, desc="MTCNN crops", unit="img", disable=not show_progress(progress)):
         image = read_image(path)
         faces = det.detect(image)
         cy, cx = image.shape[0] / 2, image.shape[1] / 2

@@ -38,7 +38,7 @@ import numpy as np
 from crowdkit.common import config
 from crowdkit.common.cache import merge_embedding_table, read_embedding_table
 from crowdkit.common.exceptions import ConfigError
-from crowdkit.common.io import read_image, sha256_file
+from crowdkit.common.io import read_image, sha256_file, show_progress
 
 logger = logging.getLogger(__name__)
 
@@ -230,7 +230,7 @@ def _embed_missing(todo: list[tuple[str, str]], store: Path, *, fallback: str, w
     computed: dict[str, tuple[np.ndarray, int]] = {}
     new: dict[str, tuple[np.ndarray, int]] = {}
     todo_keys = [k for k, _ in todo]
-    bar = tqdm(total=len(todo), desc="dlib descriptors", unit="photo", disable=not progress or bool(os.environ.get("TQDM_DISABLE")))
+    bar = tqdm(total=len(todo), desc="dlib descriptors", unit="photo", disable=not show_progress(progress))
     pool = None
     try:
         pool, results = _start_embedding([p for _, p in todo], fallback=fallback, workers=workers,

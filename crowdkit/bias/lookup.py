@@ -35,7 +35,7 @@ from crowdkit.bias.ethnicity import MeasuredClassifier, measure_classifier
 from crowdkit.bias.profiles import BiasProfile
 from crowdkit.common import config
 from crowdkit.common.exceptions import ConfigError, DataNotFoundError, LookupTableMismatchError
-from crowdkit.common.io import atomic_path
+from crowdkit.common.io import atomic_path, show_progress
 
 logger = logging.getLogger(__name__)
 
@@ -148,7 +148,7 @@ def build_lookup_table(db_path: str | os.PathLike, identities: Mapping[str, Sequ
             "created": datetime.now(timezone.utc).isoformat(timespec="seconds"), "classes": ",".join(CLASSES)}
     image_rows, identity_rows = [], []
     start = 0
-    for identity, paths in tqdm(chosen.items(), desc="lookup table", disable=not progress or bool(os.environ.get("TQDM_DISABLE"))):
+    for identity, paths in tqdm(chosen.items(), desc="lookup table", disable=not show_progress(progress)):
         block = proba[start:start + len(paths)]
         faces = has_face[start:start + len(paths)]
         for p, row, face in zip(paths, block, faces):

@@ -46,7 +46,7 @@ from crowdkit.bias.protocol import lfw_protocol
 from crowdkit.bias.train_config import EpochMetrics, TrainConfig
 from crowdkit.bias.training_data import TrainingData
 from crowdkit.common.exceptions import ConfigError
-from crowdkit.common.io import atomic_path
+from crowdkit.common.io import atomic_path, show_progress
 
 log = logging.getLogger(__name__)
 
@@ -299,7 +299,7 @@ def _run_epochs(state: _RunState, stream: Iterator[Any], train_data: TrainingDat
     step = _TripletStep(config.margin)
     key_index = {k: i for i, k in enumerate(state.train_ids)}
     bar = tqdm(range(state.start_epoch, config.epochs), desc=f"{config.backbone}/{config.sampler} s{config.seed}",
-               unit="epoch", disable=not progress or bool(os.environ.get("TQDM_DISABLE")), initial=state.start_epoch, total=config.epochs)
+               unit="epoch", disable=not show_progress(progress), initial=state.start_epoch, total=config.epochs)
     stopped_early, epochs_this_call = False, 0
     for epoch in bar:
         if config.patience is not None and state.waited >= config.patience:

@@ -28,7 +28,7 @@ from crowdkit.bias.backbones import BACKBONES, resize_square
 from crowdkit.bias.descriptors import describe_photos
 from crowdkit.common import config as ck_config
 from crowdkit.common.exceptions import EmptyGalleryError, NoFaceError
-from crowdkit.common.io import atomic_path, read_image
+from crowdkit.common.io import atomic_path, read_image, show_progress
 
 log = logging.getLogger(__name__)
 
@@ -157,7 +157,7 @@ def align_dataset(identities: Mapping[str, Sequence[str | os.PathLike]], *, data
     skipped: list[Path] = []
     n_cached = n_new = 0
     todo = [(str(k), Path(p)) for k, v in identities.items() for p in v]
-    for identity, path in tqdm(todo, desc=f"aligning {dataset}", unit="img", disable=not progress or bool(os.environ.get("TQDM_DISABLE"))):
+    for identity, path in tqdm(todo, desc=f"aligning {dataset}", unit="img", disable=not show_progress(progress)):
         target = folder / identity / (path.stem + ".jpg")
         key = f"{identity}/{path.name}"
         if target.is_file():

@@ -23,7 +23,7 @@ import numpy as np
 
 from crowdkit.bias.classifier import CLASSES, CLASSIFIERS, EthnicityClassifier, Prediction, check_labels, training_checksum
 from crowdkit.common.exceptions import ConfigError
-from crowdkit.common.io import atomic_path, read_image
+from crowdkit.common.io import atomic_path, read_image, show_progress
 
 logger = logging.getLogger(__name__)
 
@@ -174,7 +174,7 @@ class VGG16Classifier(EthnicityClassifier):
         order = rng.permutation(len(paths))
         losses = []
         batches = [order[i:i + self.batch_size] for i in range(0, len(order), self.batch_size)]
-        for batch in tqdm(batches, desc=f"vgg16 epoch {epoch + 1}/{self.epochs}", disable=not progress or bool(os.environ.get("TQDM_DISABLE")), leave=False):
+        for batch in tqdm(batches, desc=f"vgg16 epoch {epoch + 1}/{self.epochs}", disable=not show_progress(progress), leave=False):
             x = self._tensor([paths[i] for i in batch], flip=rng.random(len(batch)) < 0.5)
             y = torch.from_numpy(labels[batch]).to(x.device)
             optimiser.zero_grad()

@@ -1,8 +1,6 @@
 """Run many notebooks: dependencies first, independent ones in parallel (processes or Dask)."""
 from __future__ import annotations
 
-import os
-
 import concurrent.futures as cf
 import logging
 import signal
@@ -15,6 +13,7 @@ from crowdkit.book.execute import DEFAULT_KERNEL, RunResult, execute_job, remove
 from crowdkit.book.kernels import stop_running_kernels
 from crowdkit.book.plans import Plan, RunSpec
 from crowdkit.common.exceptions import ConfigError, CrowdkitError, RunFailedError, RunInterruptedError
+from crowdkit.common.io import show_progress
 
 log = logging.getLogger(__name__)
 
@@ -138,7 +137,7 @@ def run_specs(specs: Sequence[RunSpec], *, jobs: int = 1, executor: str = "local
     _check_dependencies(specs)
     remove_stale_staging(s.output_dir for s in specs)
     build = _Build(specs, kernel=kernel, force=force, stagger=stagger)
-    bar = tqdm(total=len(specs), desc="notebooks", unit="nb", disable=not progress or bool(os.environ.get("TQDM_DISABLE")))
+    bar = tqdm(total=len(specs), desc="notebooks", unit="nb", disable=not show_progress(progress))
     try:
         with _Executor(executor, jobs, scheduler) as pool:
             try:

@@ -1,8 +1,6 @@
 """Verify the data folder against its SHA256SUMS and say what is present."""
 from __future__ import annotations
 
-import os
-
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -10,7 +8,7 @@ from tqdm import tqdm
 
 from crowdkit.common import config
 from crowdkit.common.exceptions import DataNotFoundError
-from crowdkit.common.io import sha256_file
+from crowdkit.common.io import sha256_file, show_progress
 
 
 @dataclass(frozen=True)
@@ -43,7 +41,7 @@ def check_data(root: Path | None = None, *, progress: bool = True) -> DataReport
         raise DataNotFoundError(f"{sums_file} not found: cannot verify {root}")
     expected = read_checksums(sums_file)
     missing, mismatched, counts = [], [], {}
-    for name, digest in tqdm(expected.items(), desc="checking data", unit="file", disable=not progress or bool(os.environ.get("TQDM_DISABLE"))):
+    for name, digest in tqdm(expected.items(), desc="checking data", unit="file", disable=not show_progress(progress)):
         path = root / name
         dataset = name.split("/", 1)[0]
         if not path.is_file():

@@ -118,3 +118,13 @@ def ensure_rgb(image: Any) -> np.ndarray:
     elif image.shape[2] == 4:
         image = image[:, :, :3]
     return np.ascontiguousarray(image)
+
+
+def show_progress(progress: bool) -> bool:
+    """Whether a progress bar should be drawn: asked for, and not switched off by ``TQDM_DISABLE``.
+
+    ``tqdm(disable=False)`` overrides ``TQDM_DISABLE``; a book build sets that
+    variable (:func:`crowdkit.book.notebook.setup_notebook`), so a library call
+    that asks for a bar still draws none in a built page.
+    """
+    return bool(progress) and not os.environ.get("TQDM_DISABLE")

@@ -7,8 +7,6 @@ and encodes it with OpenCV's MPEG-4 Part 2 writer (``mp4v``).
 """
 from __future__ import annotations
 
-import os
-
 import math
 from dataclasses import dataclass
 from pathlib import Path
@@ -16,6 +14,7 @@ from typing import Any, Sequence
 
 import numpy as np
 
+from crowdkit.common.io import show_progress
 from crowdkit.common.exceptions import VideoWriteError
 from crowdkit.crowd.annotations import Box
 from crowdkit.crowd.costume import SPRITE_FACE_PX, Costume, Sprite, place_sprite, sand_texture
@@ -199,7 +198,7 @@ def render_video(spec: SceneSpec, people: list[ScenePerson], motion: Motion, rng
     owner = np.empty((spec.height, spec.width), np.int16)
     try:
         for k in tqdm(range(spec.n_frames), desc=f"simulate {spec.member}/{spec.challenge}", unit="frame",
-                      leave=False, disable=not progress or bool(os.environ.get("TQDM_DISABLE"))):
+                      leave=False, disable=not show_progress(progress)):
             canvas, placed = _draw_frame(size, cameras[k], texture, costume, heads, motion, k, owner)
             for i, (box, height) in enumerate(_annotate_frame(k, costume, motion, placed, owner, size)):
                 boxes[i].append(box)

@@ -20,7 +20,7 @@ import numpy as np
 
 from crowdkit.common.exceptions import ConfigError
 from crowdkit.common.geometry import crop_bounds
-from crowdkit.common.io import atomic_path, sha256_bytes
+from crowdkit.common.io import atomic_path, sha256_bytes, show_progress
 from crowdkit.engine.backends import resolve_detector
 from crowdkit.engine.detection import Detection, Detector
 from crowdkit.engine.face_cache import FaceCache
@@ -182,7 +182,7 @@ def extract_faces(
     skipped: list[str] = []
     total, images = iter_gallery(sources, stride=stride, skipped=skipped)
     count = 0
-    bar = tqdm(total=total or None, desc=f"extract ({detector.name})", unit="img", disable=not progress or bool(os.environ.get("TQDM_DISABLE")))
+    bar = tqdm(total=total or None, desc=f"extract ({detector.name})", unit="img", disable=not show_progress(progress))
     try:
         for chunk in chunks(images, batch_size):
             count += len(chunk)

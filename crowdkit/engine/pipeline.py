@@ -45,6 +45,7 @@ from crowdkit.engine.gallery import (
     list_gallery_images,
 )
 from crowdkit.engine.manifest import manifest_signatures, recorded_detections
+from crowdkit.common.io import show_progress
 
 logger = logging.getLogger(__name__)
 
@@ -345,7 +346,7 @@ def detect_and_embed(
     if total >= 2 * batch_size:
         embedder.warm_up()  # worker processes load their model while the first batches are read
     with tqdm(total=total or None, desc=f"faces ({detector.name} → {embedder.name})", unit="img",
-              disable=not progress or bool(os.environ.get("TQDM_DISABLE"))) as bar:
+              disable=not show_progress(progress)) as bar:
         found = embed_images(images, detector=detector, embedder=embedder, cache=cache, batch_size=batch_size,
                              return_chips=return_chips, progress=bar, recorded=recorded)
     _report(sources, found, total, skipped, cache, recorded, detector)

@@ -5,7 +5,6 @@ import json
 from pathlib import Path
 
 import nbformat
-import pandas as pd
 import pytest
 
 from crowdkit.book import build, execute, hashing, plans, scheduler
