@@ -15,21 +15,8 @@ from crowdkit.bias.lookup import (
     read_lookup_table,
     sample_images,
 )
-from crowdkit.common.datasets import load_celeba, load_utkface, split_stratified, subsample_per_class
+from crowdkit.common.datasets import load_celeba
 from crowdkit.common.exceptions import ConfigError, DataNotFoundError, LookupTableMismatchError
-
-
-@pytest.fixture(scope="module")
-def split():
-    """A small class-balanced subset of the seeded 70/30 split (its embeddings are cached after the first run)."""
-    train, test = split_stratified(load_utkface(), test_size=0.3, seed=0)
-    return subsample_per_class(train, 20, seed=0), subsample_per_class(test, 10, seed=0)
-
-
-@pytest.fixture(scope="module")
-def probe(split):
-    train, _ = split
-    return get_classifier("probe").fit(train.paths, train.labels)
 
 
 @pytest.fixture(scope="module")
