@@ -25,7 +25,7 @@ from typing import Any, Iterator, Mapping, Sequence
 import numpy as np
 
 from crowdkit.bias.backbones import BACKBONES, Backbone, embedding_net, resize_square, to_tensor
-from crowdkit.bias.descriptors import CENTRE_BOX, CENTRE_FALLBACK, FACE_FOUND, describe_photos
+from crowdkit.bias.descriptors import CENTRE_FALLBACK, FACE_FOUND, centre_box, describe_photos, nearest_centre
 from crowdkit.bias.train_config import EpochMetrics, TrainConfig
 from crowdkit.common.exceptions import ConfigError, DataNotFoundError
 from crowdkit.common.io import atomic_path, read_image, show_progress
@@ -218,15 +218,11 @@ def _centred_chips(paths: Sequence[Path], size: int, *, progress: bool) -> tuple
     chips, status = [], []
     for path in tqdm(paths, desc="MTCNN crops", unit="img", disable=not show_progress(progress)):
         image = read_image(path)
-        faces = det.detect(image)
-        cy, cx = image.shape[0] / 2, image.shape[1] / 2
-        if faces:
-            face = min(faces, key=lambda f: ((f.box[0] + f.box[2]) / 2 - cx) ** 2 + ((f.box[1] + f.box[3]) / 2 - cy) ** 2)
-            box, code = face.box, FACE_FOUND
+        boxes = [face.box for face in det.detect(image)]
+        if boxes:
+            box, code = boxes[nearest_centre(boxes, image.shape)], FACE_FOUND
         else:
-            h, w = image.shape[:2]
-            x1, y1, x2, y2 = CENTRE_BOX
-            box, code = (x1 * w, y1 * h, x2 * w, y2 * h), CENTRE_FALLBACK
+            box, code = centre_box(image.shape), CENTRE_FALLBACK
         chips.append(resize_square(margin_crop(image, box), size))
         status.append(code)
     return np.stack(chips), np.asarray(status, dtype=np.int8)

@@ -46,7 +46,7 @@ class ProbeClassifier(EthnicityClassifier):
     """
 
     name = "probe"
-    version = "2"  # 2: descriptors from crowdkit.bias.descriptors (HOG, then MTCNN)
+    version = "3"  # 3: descriptors from crowdkit.bias.descriptors (YuNet, dlib chip, torch ResNet)
     reads_descriptors = True
 
     def __init__(self, *, C: float = 1.0, balanced: bool = True) -> None:

@@ -88,6 +88,7 @@ class YuNetDetector(Detector):
             return []
         faces = np.asarray(faces, dtype=np.float32).reshape(-1, 15) / np.float32(self.upscale)
         faces[:, 14] *= self.upscale  # the score is not a coordinate
+        faces = faces[np.isfinite(faces).all(axis=1)]  # a non-finite row (seen once, on a blank image) is no face
         detections = []
         for row in faces:
             x, y, w, h = row[:4]

@@ -231,3 +231,19 @@ def test_retinaface_plumbing_with_random_weights(tmp_path: Path, monkeypatch, ob
     assert isinstance(faces, list) and all(isinstance(f, Detection) for f in faces)
     assert all(0 <= f.box[0] < f.box[2] <= 160 and 0 <= f.box[1] < f.box[3] <= 120 for f in faces)
     assert retina.detect_batch([image, image]).__len__() == 2
+
+
+def test_hog_style_box_offsets_hold_on_other_lfw_photos(lfw_dir):
+    """YUNET_TO_HOG, fitted on 1,239 LFW photos, measured again on 120 others (every 97th image)."""
+    from crowdkit.common.io import read_image
+    from crowdkit.engine.detect_dlib import YUNET_TO_HOG, hog_style_box, measure_hog_offsets
+
+    photos = sorted(lfw_dir.glob("*/*.jpg"))[5::97][:120]
+    measured = measure_hog_offsets([read_image(p) for p in photos], get_detector("yunet"))
+    assert measured["n"] > 90
+    for key in ("shift_x", "shift_y"):
+        assert abs(measured[key] - YUNET_TO_HOG[key]) < 0.03, (key, measured[key])
+    for key in ("side_per_width", "side_per_height"):
+        assert abs(measured[key] / YUNET_TO_HOG[key] - 1) < 0.05, (key, measured[key])
+    x1, y1, x2, y2 = hog_style_box((100, 100, 200, 240))  # a tall YuNet box → a lower, square HOG box
+    assert x2 - x1 == pytest.approx(y2 - y1) and (y1 + y2) / 2 > 170
