@@ -17,7 +17,7 @@ import logging
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable, Mapping, Sequence
+from typing import Any, Callable, Sequence
 
 import numpy as np
 
@@ -204,57 +204,6 @@ def evaluate_lfw(model: str = "dlib", *, pairs_path: str | os.PathLike | None = 
     """``embed_lfw_pairs`` then ``lfw_protocol``: the CLI's ``crowdkit eval lfw``."""
     pairs = embed_lfw_pairs(model, pairs_path=pairs_path, n_pairs=n_pairs, progress=progress)
     return pairs.protocol(far_target=far_target), pairs
-
-
-# --------------------------------------------------------------------------- per-group errors
-
-MIXED = "mixed"
-
-
-def group_errors(pairs: PairEmbeddings, labels: Mapping[str, str], *, threshold: float,
-                 val_threshold: float | None = None):
-    """False match / non-match rates per predicted group, at one global threshold.
-
-    A pair belongs to group g when both of its identities are labelled g;
-    pairs across groups (all different-person pairs) form the ``"mixed"`` row;
-    identities without a label fall in ``"unlabelled"``. The labels are a
-    classifier's *predictions*, with a measured error — not facts about anyone.
-
-    Parameters
-    ----------
-    pairs : PairEmbeddings (distances, ground truth and identity names).
-    labels : LFW identity → predicted group (e.g. ``crowdkit.bias.lookup.lookup_labels``).
-    threshold : the global accuracy threshold (``LFWResult.threshold``).
-    val_threshold : the global VAL threshold (``LFWResult.val_threshold``);
-        TAR and FAR at it are reported per group.
-
-    Returns
-    -------
-    pandas.DataFrame, one row per group: n_pairs, n_same, n_diff, n_identities,
-    fmr, fnmr (at ``threshold``), tar, far (at ``val_threshold``). Rates with
-    no pairs to measure them on are NaN.
-    """
-    import pandas as pd
-
-    d = pairs.distances
-    ga = np.array([labels.get(n, "unlabelled") for n in pairs.names_a], dtype=object)
-    gb = np.array([labels.get(n, "unlabelled") for n in pairs.names_b], dtype=object)
-    group = np.where(ga == gb, ga, MIXED)
-    rows = []
-    for g in sorted(set(group.tolist()), key=lambda v: (v == MIXED, v)):
-        m = group == g
-        same, diff = m & pairs.issame, m & ~pairs.issame
-        ids = set(pairs.names_a[m].tolist()) | set(pairs.names_b[m].tolist())
-
-        def rate(mask: np.ndarray, accept: bool, t: float | None) -> float:
-            if t is None or not mask.any():
-                return float("nan")
-            return float(np.mean((d[mask] <= t) == accept))
-
-        rows.append({"group": g, "n_pairs": int(m.sum()), "n_same": int(same.sum()), "n_diff": int(diff.sum()),
-                     "n_identities": len(ids), "fmr": rate(diff, True, threshold), "fnmr": rate(same, False, threshold),
-                     "tar": rate(same, True, val_threshold), "far": rate(diff, True, val_threshold)})
-    return pd.DataFrame(rows)
 
 
 # --------------------------------------------------------------------------- identification

@@ -148,18 +148,6 @@ def lfw_roc(reference: Any, results: Mapping[tuple[str, int, int], Any], epochs:
     return fig
 
 
-def group_rates(groups: pd.DataFrame) -> Any:
-    """FMR and FNMR per predicted group and model (bars: mean over seeds, whiskers: sd); mixed pairs left out."""
-    plot = groups[groups["group"] != "mixed"].melt(id_vars=["group", "model", "seed"], value_vars=["fmr", "fnmr"],
-                                                   var_name="rate", value_name="value")
-    grid = sns.catplot(data=plot, x="group", y="value", hue="model", col="rate", kind="bar", errorbar="sd",
-                       height=3.5, aspect=1.3, sharey=False)
-    grid.set_titles("{col_name}")
-    for ax in grid.axes.flat:
-        ax.tick_params(axis="x", rotation=20)
-    return grid
-
-
 def cluster_grid(results: Mapping[str, Any]) -> Any:
     """One row per model: t-SNE map, DBSCAN and K-Means on a PCA, the SOM grid.
 

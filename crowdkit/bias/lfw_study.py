@@ -90,20 +90,6 @@ class RunEvaluations:
                 for (sampler, seed, epochs), r in self.results.items()]
         return pd.DataFrame(rows).sort_values(["epochs", "sampler", "seed"]).reset_index(drop=True)
 
-    def group_errors(self, reference: Reference, labels: Mapping[str, str]) -> pd.DataFrame:
-        """Per predicted group, model and seed: pairs, same, different, identities, FMR, FNMR, TAR, FAR.
-
-        dlib and every run at :attr:`last_epochs`, each at its own global thresholds.
-        """
-        ref = reference.result
-        tables = [ev.group_errors(reference.pairs, labels, threshold=ref.threshold, val_threshold=ref.val_threshold)
-                  .assign(model=REFERENCE, seed=0)]
-        for (sampler, seed, epochs), r in self.results.items():
-            if epochs == self.last_epochs:
-                tables.append(ev.group_errors(self.pairs[(sampler, seed, epochs)], labels, threshold=r.threshold,
-                                              val_threshold=r.val_threshold).assign(model=ARM[sampler], seed=seed))
-        return pd.concat(tables)
-
     def models(self, reference: Reference) -> dict[str, ev.PairEmbeddings]:
         """dlib and each arm's first seed at :attr:`last_epochs`: the models identification and clustering compare."""
         chosen = {REFERENCE: reference.pairs}
@@ -131,59 +117,6 @@ def evaluate_runs(runs: TrainingRuns, *, n_pairs: int | None, far_target: float 
             pairs[key] = ev.embed_lfw_pairs(str(checkpoint), n_pairs=n_pairs, progress=False)
             results[key] = pairs[key].protocol(far_target=far_target)
     return RunEvaluations(pairs, results, str(runs.root))
-
-
-def group_table(groups: pd.DataFrame) -> pd.DataFrame:
-    """:meth:`RunEvaluations.group_errors` per group and model: sizes beside the mean rates over seeds (4 places)."""
-    return groups.groupby(["group", "model"]).agg(
-        pairs=("n_pairs", "first"), same=("n_same", "first"), different=("n_diff", "first"),
-        identities=("n_identities", "first"), FMR=("fmr", "mean"), FNMR=("fnmr", "mean"), TAR=("tar", "mean"),
-        FAR=("far", "mean")).round(4)
-
-
-def identification(models: Mapping[str, ev.PairEmbeddings], *, min_images: int, seed: int = 0,
-                   reference: str = REFERENCE) -> tuple[pd.DataFrame, pd.DataFrame]:
-    """Linear SVC and nearest-mean identification of each model's people with ≥ ``min_images`` pair images.
-
-    When fewer than two people qualify in the reference's pairs (a small
-    subset, as in the quick profile), ``min_images`` falls to 3. Returns the
-    table (model, method, accuracy, identities, train and test faces) and the
-    reference's SVC accuracy per identity (first 10 rows).
-    """
-    if len(np.unique(models[reference].identities_with(min_images)[1])) < 2:
-        min_images = 3
-    rows, per_identity = [], None
-    for name, pairs in models.items():
-        x, ids = pairs.identities_with(min_images)
-        for method in (ev.svc_classification, ev.nearest_mean_classification):
-            res = method(x, ids, min_images=min_images, seed=seed)
-            rows.append({"model": name, "method": res.method, "accuracy": round(res.accuracy, 4),
-                         "identities": res.n_identities, "train faces": res.n_train, "test faces": res.n_test})
-            per_identity = res.per_identity if (name, res.method) == (reference, "svc") else per_identity
-    return pd.DataFrame(rows), per_identity.head(10)
-
-
-@dataclass(frozen=True, eq=False)
-class LFWGroups:
-    """LFW identities labelled the lookup table's way by a measured classifier: predictions, not facts."""
-
-    labels: Mapping[str, str]
-    measured: MeasuredClassifier = field(repr=False)
-
-    def note(self) -> str:
-        """Markdown: the classifier's measured error and how many LFW identities it labelled."""
-        return self.measured.error_note() + f" {len(self.labels)} LFW identities labelled."
-
-    def counts(self) -> pd.DataFrame:
-        """LFW identities per predicted group."""
-        return pd.Series(self.labels).value_counts().rename("LFW identities (predicted)").to_frame()
-
-
-def label_lfw(measured: MeasuredClassifier, reference: Reference, *, max_images: int = 10,
-              seed: int = 0) -> LFWGroups:
-    """Predicted group of every LFW identity in the reference's pairs (:func:`crowdkit.bias.evaluate.predict_group_labels`)."""
-    return LFWGroups(ev.predict_group_labels(measured.classifier, reference.pairs, max_images=max_images, seed=seed),
-                     measured)
 
 
 @dataclass(frozen=True, eq=False)

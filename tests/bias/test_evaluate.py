@@ -54,27 +54,6 @@ def _pair_embeddings(d, same, names_a, names_b) -> ev.PairEmbeddings:
         index_a=np.arange(n), index_b=np.arange(n, 2 * n), issame=np.asarray(same, bool), folds=np.arange(n) % 2)
 
 
-def test_group_errors_split_pairs_by_predicted_group():
-    labels = {"a1": "X", "a2": "X", "b1": "Y", "b2": "Y"}
-    pairs = _pair_embeddings(
-        d=[0.2, 0.8, 0.3, 0.5, 0.9, 0.4, 0.7],
-        same=[1, 1, 1, 0, 0, 0, 0],
-        names_a=["a1", "a2", "b1", "a1", "b1", "a1", "zz"],
-        names_b=["a1", "a2", "b1", "a2", "b2", "b1", "a1"],
-    )
-    table = ev.group_errors(pairs, labels, threshold=0.6, val_threshold=0.35).set_index("group")
-    assert list(table.index) == ["X", "Y", "mixed"]
-    x = table.loc["X"]
-    assert (x.n_same, x.n_diff, x.n_identities) == (2, 1, 2)
-    assert x.fnmr == 0.5 and x.fmr == 1.0          # 0.8 rejected; the 0.5 impostor accepted
-    assert x.tar == 0.5 and x.far == 0.0           # at 0.35: 0.2 accepted, 0.8 not; impostor 0.5 rejected
-    y = table.loc["Y"]
-    assert y.fnmr == 0.0 and y.fmr == 0.0
-    mixed = table.loc["mixed"]
-    # a1–b1 (0.4, accepted) and zz–a1 (0.7; "zz" has no label, so the pair is cross-group, rejected).
-    assert mixed.n_pairs == 2 and mixed.n_same == 0 and np.isnan(mixed.fnmr) and mixed.fmr == 0.5
-
-
 def test_svc_and_nearest_mean_on_separable_identities():
     rng = np.random.default_rng(0)
     centres = rng.normal(size=(6, 16))
