@@ -40,3 +40,23 @@ def test_a_notebook_without_a_heading_gets_one(tmp_path):
 
 def test_table_cells_cannot_break_the_table():
     assert "a\\|b" in parameters_box({"x": "a|b"})
+
+
+def test_a_long_table_scrolls_and_a_short_one_does_not(tmp_path):
+    import pandas as pd
+
+    from crowdkit.book.pages import LONG_TABLE_ROWS, SCROLL_OUTPUT
+
+    nb = nbformat.v4.new_notebook()
+    cells = []
+    for rows in (LONG_TABLE_ROWS, LONG_TABLE_ROWS + 1):
+        cell = nbformat.v4.new_code_cell("table")
+        html = pd.DataFrame({"a": range(rows), "b": range(rows)}).to_html()  # two header rows outside the body
+        cell.outputs = [nbformat.v4.new_output("execute_result", data={"text/html": html, "text/plain": "t"},
+                                               execution_count=1)]
+        cells.append(cell)
+    nb.cells = [nbformat.v4.new_markdown_cell("# Tables"), *cells]
+    nbformat.write(nb, tmp_path / "t.ipynb")
+    shape_page(tmp_path / "t.ipynb", title="", parameters={})
+    short, long = nbformat.read(tmp_path / "t.ipynb", as_version=4).cells[1:]
+    assert SCROLL_OUTPUT not in short.metadata.get("tags", []) and long.metadata["tags"] == [SCROLL_OUTPUT]
