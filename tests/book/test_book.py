@@ -45,9 +45,9 @@ FORBIDDEN_TEXT = {
 
 
 #: Each part's landing page: it opens with the part's findings, a figure and a table.
-LANDING_PAGES = {"crowd": "book/runs/crowd_summary/summary.html", "bias": "book/bias/index.html"}
+LANDING_PAGES = {"crowd": "book/runs/crowd_summary/summary.html", "bias": "book/runs/bias_summary/summary.html"}
 #: Landing pages that must already show a figure and a table.
-FINDINGS_PAGES = ("crowd",)
+FINDINGS_PAGES = ("crowd", "bias")
 
 
 def chromium() -> str:
