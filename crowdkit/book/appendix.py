@@ -1,4 +1,4 @@
-"""What the reproducibility appendix shows: environment, data presence, run times, a Dask measurement.
+"""What the reproducibility appendix shows: environment, data presence, run times, a Dask measurement, screenshots.
 
 Every number on that page comes from here (sidecars, ``SHA256SUMS``, installed
 packages, a timed run), so the notebook only calls and displays.
@@ -24,6 +24,12 @@ from crowdkit.common.provenance import package_versions
 
 if TYPE_CHECKING:
     from matplotlib.figure import Figure
+
+#: Where the browser check (``tests/book/test_book.py``) saves its Chromium screenshots of the built book.
+SCREENSHOT_DIR = config.PROJECT_ROOT / "tests" / "artifacts"
+#: The screenshots it takes, and what each shows, in the order the appendix shows them.
+SCREENSHOTS = {"book_index.png": "the book's first page", "book_crowd_landing.png": "Part I's landing page",
+               "book_bias_landing.png": "Part II's landing page", "book_run_page.png": "a run page"}
 
 #: Columns of :func:`run_times`.
 RUN_TIME_COLUMNS = ("plan", "run", "status", "profile", "seconds", "finished", "content hash")
@@ -67,7 +73,8 @@ def run_times(runs_root: str | os.PathLike, *, leave_out: str = "appendix") -> p
 
 def run_times_summary(times: pd.DataFrame) -> str:
     """One Markdown sentence: how many notebooks, how much notebook time."""
-    return f"{len(times)} notebooks, {times['seconds'].sum():.0f} s of notebook time in all."
+    noun = "notebook" if len(times) == 1 else "notebooks"
+    return f"{len(times)} {noun}, {times['seconds'].sum():.0f} s of notebook time in all."
 
 
 def plot_run_times(times: pd.DataFrame) -> "Figure":
@@ -129,3 +136,25 @@ def dask_measurement(*, enabled: bool = True, n_runs: int = 4, workers: int = 2)
                  "notebook seconds": round(sum(r.seconds for r in results), 1),
                  "of which cluster start": round(cluster_start, 1)})
     return pd.DataFrame(rows)
+
+
+def screenshots(folder: str | os.PathLike = SCREENSHOT_DIR, *, width: int = 640) -> tuple[str, list]:
+    """Markdown saying what and when, and the browser check's screenshots as IPython images (none: how to get them).
+
+    The check builds the book first and photographs it afterwards, so a build shows
+    the screenshots of the build the last check made.
+    """
+    from datetime import datetime, timezone
+
+    from IPython.display import Image
+
+    found = [(Path(folder) / name, what) for name, what in SCREENSHOTS.items() if (Path(folder) / name).is_file()]
+    if not found:
+        return ("No screenshots yet. The browser check (`pytest tests/book/test_book.py`, part of `make test`) "
+                "builds the book, opens every page in Chromium and photographs the pages listed here; the next "
+                "build shows them.", [])
+    taken = datetime.fromtimestamp(max(p.stat().st_mtime for p, _ in found), tz=timezone.utc)
+    listed = "; ".join(f"{k}. {what}" for k, (_, what) in enumerate(found, 1))
+    note = (f"Taken in headless Chromium by the browser check on {taken:%Y-%m-%d %H:%M} UTC, of the build it "
+            f"checked: {listed}.")
+    return note, [Image(filename=str(p), width=width) for p, _ in found]

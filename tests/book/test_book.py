@@ -24,11 +24,12 @@ import numpy as np
 import pytest
 from PIL import Image
 
+from crowdkit.book.appendix import SCREENSHOT_DIR
 from crowdkit.common import config
 
 pytestmark = [pytest.mark.slow, pytest.mark.browser]
 
-ARTIFACTS = config.PROJECT_ROOT / "tests" / "artifacts"
+ARTIFACTS = SCREENSHOT_DIR  # the appendix shows what this check photographs
 COPIED = ("_config.yml", "_toc.yml", "book", "notebooks", "data")  # data/: plans and reported tables
 CHROMIUM_FLAGS = ("--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
                   "--disable-background-networking", "--disable-component-update", "--disable-sync",
