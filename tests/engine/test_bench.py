@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import re
 
+import numpy as np
 import pytest
 
 from crowdkit.common.io import list_images, read_image
@@ -37,20 +38,35 @@ def test_report_ends_with_the_summary_line():
     last = result.report().splitlines()[-1]
     assert re.fullmatch(r"speedup_cold=\d+\.\d\d speedup_warm=\d+\.\d\d agreement=\d\.\d{4}", last)
     assert last == "speedup_cold=3.12 speedup_warm=13.33 agreement=0.9990"
-    assert result.cold_over_limit == 80.0 / 65.0
+    assert result.cold_over_limit == 80.0 / 130.0  # the bare inference already ran on every core
 
 
 def test_report_prints_the_extraction_and_the_warm_floor():
     result = FindBenchmark(
         images=990, faces_crowdkit=990, faces_deepface=990, detector="opencv",
         deepface_cold_s=136.0, deepface_warm_s=0.28, crowdkit_cold_s=54.0, crowdkit_warm_s=0.12,
-        bare_inference_s=104.0, cores_used=2, max_abs_delta_distance=1e-7, agreement=1.0, threshold=0.07,
-        photos=1000, extract_s=40.0, floor_s=0.1,
+        bare_inference_s=52.0, cores_used=2, max_abs_delta_distance=1e-7, agreement=1.0, threshold=0.07,
+        photos=1000, extract_s=40.0, floor_s=0.1, gflop_per_face=0.5, peak_gflops_per_core=100.0, peak_note="n",
     )
     report = result.report()
     assert "990 face crops extracted from 1000 LFW photos" in report
     assert re.search(r"extraction .* 40\.00 s", report)
     assert "best possible warm speedup = deepface warm / floor = 2.80x" in report
     assert result.best_warm_speedup == pytest.approx(2.8)
-    assert "best possible cold speedup on 2 cores = deepface cold / (bare / cores) = 2.62x" in report
+    assert "best possible cold speedup = deepface cold / bare = 2.62x" in report
     assert "crowdkit reaches 96% of it" in report
+    assert result.gflops_per_core == pytest.approx(990 * 0.5 / 52.0 / 2)
+    assert "4.8 GFLOP/s per core, 5% of the FMA peak 100.0 GFLOP/s" in report
+
+
+def test_flops_of_dlibs_network_and_the_cores_peak():
+    from crowdkit.common import weights
+    from crowdkit.engine.bench_compute import fma_peak_gflops_per_core, forward_gflop
+    from crowdkit.engine.dlib_resnet import load_dlib_resnet
+
+    network = load_dlib_resnet(weights.require("dlib-resnet"), cache_dir=weights.crowdkit_weights_dir())
+    assert 0.45 < forward_gflop(network, (1, 3, 150, 150)) < 0.55  # the 0.51 GFLOP per face
+    info = "model name\t: Intel(R) Xeon(R) Processor @ 2.80GHz\nflags\t\t: fpu avx fma avx2\n"
+    peak, note = fma_peak_gflops_per_core(info)
+    assert peak == pytest.approx(2.8 * 2 * 8 * 2) and "AVX2" in note
+    assert np.isnan(fma_peak_gflops_per_core("flags : fpu sse2\n")[0])
