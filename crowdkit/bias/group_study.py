@@ -36,6 +36,8 @@ class ModelGroupRates:
     replicates: Mapping[str, Mapping[str, np.ndarray]] = field(repr=False)
     edges: np.ndarray = field(repr=False)
     histograms: Mapping[str, np.ndarray] = field(repr=False)
+    #: group → FNMR replicates at its own threshold, the threshold held fixed (its own sampling error not included)
+    own_replicates: Mapping[str, np.ndarray] = field(default_factory=dict, repr=False)
 
     def sizes(self) -> pd.DataFrame:
         """Per group: identities, images, genuine pairs, impostor pairs."""
@@ -58,7 +60,8 @@ class ModelGroupRates:
                 table[f"{rate} @ {point}"] = [_with_interval(self.point[point][g][k], self.replicates[point].get(g),
                                                              k) for g in table.index]
         table["own FMR 1e-3 threshold"] = [round(self.own_thresholds.get(g, np.nan), 4) for g in table.index]
-        table["FNMR @ own threshold"] = [round(self.own_fnmr.get(g, np.nan), 4) for g in table.index]
+        table["FNMR @ own threshold"] = [_with_interval(self.own_fnmr.get(g, np.nan), self.own_replicates.get(g), 0)
+                                         for g in table.index]
         return table
 
 
@@ -96,10 +99,11 @@ def measure_model(model: str, embeddings: np.ndarray, names: np.ndarray, labels:
         replicates[name] = {g: gr.bootstrap_rates(layout, counts, t, g, draws[g]) for g in layout.groups}
         replicates[name][gr.CROSS] = gr.cross_bootstrap_fmr(layout, counts, t, draws)
     own_fnmr = {g: gr.rates(layout, counts, 2 + k)[g][0] for k, g in enumerate(own)}
+    own_replicates = {g: gr.bootstrap_rates(layout, counts, 2 + k, g, draws[g]) for k, g in enumerate(own)}
     top = float(np.nanmax([at_fmr, global_threshold, *own.values()])) * 2.5
     edges = np.linspace(0.0, top, bins + 1)
     return ModelGroupRates(model, layout, points, own, point, own_fnmr, replicates, edges,
-                           gr.impostor_histograms(layout, x, metric, edges))
+                           gr.impostor_histograms(layout, x, metric, edges), own_replicates)
 
 
 #: The rates the arms are compared on: (operating point, column of the replicates, name).

@@ -96,6 +96,9 @@ def test_identity_bootstrap_is_reproducible_and_centred():
     table = a.to_frame()
     assert {"identities", "genuine pairs", "impostor pairs", f"FMR @ {g}"} <= set(table.columns)
     assert table.loc["A", "identities"] == 10 and "[" in table.loc["A", f"FMR @ {g}"]
+    own_low, own_high = np.nanpercentile(a.own_replicates["A"][:, 0], [2.5, 97.5])
+    assert own_low <= a.own_fnmr["A"] <= own_high  # the group's own threshold, held fixed in each replicate
+    assert table.loc["A", "FNMR @ own threshold"] == f"{a.own_fnmr['A']:.4f} [{own_low:.4f}, {own_high:.4f}]"
 
 
 def test_arm_differences_and_verdict():
