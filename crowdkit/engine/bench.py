@@ -166,7 +166,7 @@ class FindBenchmark:
 
 # --------------------------------------------------------------------------- helpers
 
-class _Stopwatch:
+class Stopwatch:
     """Wall seconds and CPU seconds (this process's threads plus reaped child processes).
 
     On a shared machine wall time depends on what else runs; CPU seconds show
@@ -189,7 +189,7 @@ class _Stopwatch:
         return time.perf_counter() - self._wall, self._cpu_now() - self._cpu
 
 
-def _load_average() -> str:
+def load_average() -> str:
     try:
         return " / ".join(f"{v:.1f}" for v in os.getloadavg())
     except OSError:  # pragma: no cover - not on every platform
@@ -197,7 +197,7 @@ def _load_average() -> str:
 
 
 @contextmanager
-def _crowdkit_home(path: Path) -> Iterator[None]:
+def crowdkit_home_at(path: Path) -> Iterator[None]:
     """Run with ``CROWDKIT_HOME`` pointing at ``path`` (so crowdkit's caches start empty there)."""
     old = os.environ.get("CROWDKIT_HOME")
     os.environ["CROWDKIT_HOME"] = str(path)
@@ -210,7 +210,7 @@ def _crowdkit_home(path: Path) -> Iterator[None]:
             os.environ["CROWDKIT_HOME"] = old
 
 
-def _prepare_deepface() -> None:
+def prepare_deepface() -> None:
     """Environment deepface needs before it is imported: legacy Keras, crowdkit's DEEPFACE_HOME, dlib files."""
     from crowdkit.common.weights import install_dlib_for_deepface, prepare_tensorflow
 
@@ -222,7 +222,7 @@ def _deepface_find(query: Path, gallery: Path, detector: str) -> tuple[float, fl
     """(wall s, CPU s) of one DeepFace.find call."""
     from deepface import DeepFace
 
-    watch = _Stopwatch()
+    watch = Stopwatch()
     DeepFace.find(
         img_path=str(query), db_path=str(gallery), model_name="Dlib", detector_backend=detector,
         distance_metric="cosine", enforce_detection=False, silent=True, refresh_database=True,
@@ -296,16 +296,16 @@ def _time_crowdkit(bench: BenchGallery, detector: str, home: Path, progress: boo
     """crowdkit cold: a fresh home (empty caches), models not yet built, nothing remembered in memory; then warm."""
     if home.exists():
         shutil.rmtree(home)
-    with _crowdkit_home(home):
+    with crowdkit_home_at(home):
         forget()
-        watch = _Stopwatch()
+        watch = Stopwatch()
         cold_result = find([bench.query_cold], bench.folder, detector=detector, model="dlib", metric="cosine",
                            progress=progress)
         resolve_embedder("dlib").close()  # reap the workers so their CPU time is counted
         cold = _Timing(*watch.stop())
         warm = []
         for query_photo in bench.queries_warm:
-            watch = _Stopwatch()
+            watch = Stopwatch()
             find([query_photo], bench.folder, detector=detector, model="dlib", metric="cosine", progress=False)
             warm.append(watch.stop())
         # The aligned chips crowdkit produced (from its cache: detections are not recomputed).
@@ -326,10 +326,10 @@ def _time_bare_inference(gallery: FaceSet, query: FaceSet) -> tuple[float, _Timi
     single.embed(gallery.chips[:1])  # load the model outside the timing
     floors = []
     for _ in range(5):
-        watch = _Stopwatch()
+        watch = Stopwatch()
         single.embed(query.chips)
         floors.append(watch.stop()[0])
-    watch = _Stopwatch()
+    watch = Stopwatch()
     bare = single.embed(gallery.chips)
     timing = _Timing(*watch.stop())
     if not np.allclose(bare, gallery.embeddings, atol=1e-4):
@@ -378,11 +378,11 @@ def run_find_benchmark(
     logger.info("gallery %s: %d crops of %d people from %d photos (extracted in %.1f s); query %s", bench.folder,
                 bench.images, bench.identities, bench.photos, bench.extract_s, bench.identity)
 
-    _prepare_deepface()
+    prepare_deepface()
     from deepface import DeepFace  # noqa: F401 - imported before any timing (TensorFlow start-up)
     import pandas  # noqa: F401
 
-    load_before = _load_average()
+    load_before = load_average()
     deepface_cold, deepface_warm, faces_deepface = _time_deepface(bench, detector)
     ours = _time_crowdkit(bench, detector, workdir / "crowdkit-home", progress)
     floor, bare = _time_bare_inference(ours.gallery, ours.query)
@@ -396,7 +396,7 @@ def run_find_benchmark(
         max_abs_delta_distance=delta, agreement=agreement, threshold=ours.threshold,
         cpu_s={"deepface_cold": deepface_cold.cpu_s, "deepface_warm": deepface_warm.cpu_s,
                "crowdkit_cold": ours.cold.cpu_s, "crowdkit_warm": ours.warm.cpu_s, "bare_inference": bare.cpu_s},
-        load_average=f"{load_before} before, {_load_average()} after",
+        load_average=f"{load_before} before, {load_average()} after",
         photos=bench.photos, extract_s=bench.extract_s, floor_s=floor, gflop_per_face=_dlib_gflop_per_face(),
         peak_gflops_per_core=peak, peak_note=peak_note,
     )

@@ -95,3 +95,23 @@ class YuNetDetector(Detector):
             # YuNet's order: the subject's right eye (image-left) first — already ArcFace order.
             detections.append(Detection((x, y, x + w, y + h), float(row[14]), row[4:14].reshape(5, 2)))
         return detections
+
+
+def install_yunet_for_deepface() -> Path:
+    """Copy the shipped YuNet model where deepface's ``"yunet"`` detector looks for it, so it runs offline.
+
+    deepface would otherwise download the same file (``face_detection_yunet_2023mar.onnx``)
+    from OpenCV Zoo on first use. Idempotent; returns the copy's path.
+    """
+    import shutil
+
+    from crowdkit.common.io import atomic_path
+    from crowdkit.common.weights import deepface_weights_dir
+
+    source = Path(_checked_model(str(YUNET_MODEL)))
+    target = deepface_weights_dir() / source.name
+    if not (target.is_file() and target.stat().st_size == source.stat().st_size):
+        target.parent.mkdir(parents=True, exist_ok=True)
+        with atomic_path(target) as tmp:
+            shutil.copyfile(source, tmp)
+    return target

@@ -61,3 +61,14 @@ def test_options_out_of_range_are_refused():
         get_detector("yunet", score_threshold=1.5)
     with pytest.raises(ConfigError, match="upscale"):
         get_detector("yunet", upscale=0)
+
+
+def test_the_shipped_model_is_installed_for_deepface_offline(tmp_path, monkeypatch):
+    from crowdkit.engine.detect_yunet import YUNET_MODEL, install_yunet_for_deepface
+
+    monkeypatch.setenv("DEEPFACE_HOME", str(tmp_path))
+    target = install_yunet_for_deepface()
+    assert target == tmp_path / ".deepface" / "weights" / "face_detection_yunet_2023mar.onnx"
+    assert target.read_bytes() == YUNET_MODEL.read_bytes()
+    stamp = target.stat().st_mtime_ns
+    assert install_yunet_for_deepface() == target and target.stat().st_mtime_ns == stamp  # left alone
