@@ -47,6 +47,7 @@ lab: setup
 
 bench: setup
 	$(VENV)/bin/crowdkit bench find
+	$(VENV)/bin/crowdkit bench video
 
 clean-runs:
 	rm -rf book/runs _build
