@@ -117,6 +117,9 @@ class BiasFindings:
         thesis = self.thesis_differences().assign(measurement=MEASUREMENTS[0], low=np.nan, high=np.nan,
                                                   rests_on="one run per arm")
         thesis["metric"] = thesis["metric"] + " @ " + thesis["epochs"].astype(str) + " epochs"
+        columns = ["measurement", "metric", "stratified − random", "low", "high", "rests_on"]
+        if self.empty:
+            return thesis[columns].round(4)
         ours = self.our_differences().rename(columns={"95% CI low": "low", "95% CI high": "high"})
         ours = ours.assign(measurement=MEASUREMENTS[1], rests_on=[f"{n} seeds per arm" for n in ours["seeds"]])
         ours["metric"] = ours["metric"] + f" @ {self.last_epochs} epochs"
@@ -126,7 +129,6 @@ class BiasFindings:
                                          "impostor pairs" for seeds, people, genuine, impostor in
                                          zip(groups["seeds"], groups["identities"], groups["genuine pairs"],
                                              groups["impostor pairs"])])
-        columns = ["measurement", "metric", "stratified − random", "low", "high", "rests_on"]
         return pd.concat([thesis[columns], ours[columns], groups[columns]], ignore_index=True).round(4)
 
 

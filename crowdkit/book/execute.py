@@ -172,7 +172,7 @@ def _papermill(spec: RunSpec, partial: Path, parameters: dict[str, Any], kernel:
         try:
             pm.execute_notebook(str(spec.notebook), str(partial), parameters=parameters, kernel_name=kernel,
                                 cwd=str(spec.root), progress_bar=False, log_output=log_output,
-                                kernel_manager_class=run_kernel_manager_class(spec.run_dir))
+                                kernel_manager_class=run_kernel_manager_class(spec.run_dir, spec.root))
         except PapermillExecutionError as error:
             return (f"{notebook} ({spec.key}) failed in cell {error.cell_index} "
                     f"(execution count {error.exec_count}): {error.ename}: {error.evalue}")

@@ -10,6 +10,8 @@ import tempfile
 import threading
 from pathlib import Path
 
+from crowdkit.common import config
+
 log = logging.getLogger(__name__)
 
 # Kernel managers whose kernel is running in this process, so an interrupt can stop them.
@@ -60,10 +62,12 @@ def isolated_kernel_manager_class():
     return IsolatedKernelManager
 
 
-def run_kernel_manager_class(run_dir: Path):
-    """The isolated kernel manager, with ``CROWDKIT_RUN_DIR`` set in the kernel's environment."""
+def run_kernel_manager_class(run_dir: Path, root: Path):
+    """The isolated kernel manager, with ``CROWDKIT_RUN_DIR`` (the run's folder) and ``CROWDKIT_BOOK_ROOT``
+    (the build's project root, :func:`crowdkit.common.config.project_root`) set in the kernel's environment."""
     base = isolated_kernel_manager_class()
-    return type("RunKernelManager", (base,), {"crowdkit_env": {"CROWDKIT_RUN_DIR": str(run_dir)}})
+    env = {"CROWDKIT_RUN_DIR": str(run_dir), config.BOOK_ROOT_ENV: str(root)}
+    return type("RunKernelManager", (base,), {"crowdkit_env": env})
 
 
 def stop_running_kernels() -> int:

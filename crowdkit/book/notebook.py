@@ -64,7 +64,7 @@ def setup_notebook(*, run_dir: str | os.PathLike | None = None, theme: bool = Tr
     NotebookSession
     """
     os.environ.setdefault("TF_USE_LEGACY_KERAS", "1")
-    root = config.PROJECT_ROOT
+    root = config.project_root()  # the build's root in a runner's kernel, so relative run paths point into it
     os.chdir(root)
     run_folder = run_dir or os.environ.get(RUN_DIR_ENV)
     folder = (root / run_folder) if run_folder else None

@@ -85,10 +85,23 @@ def downloads_allowed() -> bool:
     return os.environ.get("CROWDKIT_ALLOW_DOWNLOAD", "0").strip().lower() in {"1", "true", "yes"}
 
 
+#: Set by the book runner in every kernel it starts: the project the build runs in
+#: (``crowdkit book build --root``, which may be a copy of this checkout).
+BOOK_ROOT_ENV = "CROWDKIT_BOOK_ROOT"
+
+
+def project_root() -> Path:
+    """The project a notebook works in: the build's root inside a runner's kernel, else this checkout.
+
+    Relative paths a plan passes (``run_dir``, ``runs_dir``) are relative to it.
+    """
+    return Path(os.environ.get(BOOK_ROOT_ENV) or PROJECT_ROOT)
+
+
 def display_path(path: str | os.PathLike) -> str:
     """A path as a page may show it: ``$CROWDKIT_HOME/…`` under the home, project-relative inside the project."""
     path = Path(path).expanduser()
-    for root, label in ((home(), "$CROWDKIT_HOME"), (PROJECT_ROOT, "")):
+    for root, label in ((home(), "$CROWDKIT_HOME"), (project_root(), ""), (PROJECT_ROOT, "")):
         try:
             rest = path.resolve().relative_to(Path(root).resolve()).as_posix()
         except ValueError:

@@ -70,6 +70,7 @@ def test_without_an_evaluation_the_page_says_what_to_run(tmp_path):
     text = findings.findings_markdown(empty)
     assert "thesis' claim" in text and "crowdkit run data/plans/bias.yaml" in text
     findings.plot_findings(empty)
+    assert set(empty.to_frame()["measurement"]) == {findings.MEASUREMENTS[0]}  # the thesis' rows alone
 
 
 def test_saved_tables_are_what_the_landing_page_reads(tmp_path, monkeypatch):

@@ -287,3 +287,4 @@ def test_each_part_opens_with_a_figure_and_a_table(built, server, tmp_path):
         assert page.figures >= 1 and page.tables >= 1, f"{LANDING_PAGES[part]}: {page.figures} figures, {page.tables} tables"
         text = html.unescape(re.sub(r"<[^>]+>", " ", dom))
         assert "Findings" in text and "claim" in text  # Sphinx turns ' into a curly quote
+        assert "No finished" not in text, f"{LANDING_PAGES[part]} found none of this build's runs"

@@ -291,3 +291,17 @@ def test_run_dir_goes_only_to_notebooks_that_declare_it(project, caplog):
     assert "unknown parameter" not in caplog.text
     assert "run_dir" not in json.loads(plan.runs[0].sidecar_path.read_text())["parameters"]
     assert run_tables.collect_run_tables(plan.output_dir, "env").to_dict("list") == {"run": ["a"], "x": [1]}
+
+
+def test_setup_notebook_works_in_the_builds_root_not_crowdkits_checkout(project):
+    """A build in another folder (``book build --root``, a copy): relative run paths resolve inside that folder."""
+    body = ("import os\nimport pandas as pd\nfrom crowdkit.book.notebook import setup_notebook\n"
+            "from crowdkit.common.run_tables import save_run_table\n"
+            "session = setup_notebook(run_dir=run_dir, theme=False)\n"
+            "print(f'cwd={os.getcwd()}')\n"
+            "save_run_table('numbers', pd.DataFrame({'x': [x]}), run_dir=run_dir)\n")
+    write_notebook(project / "notebooks" / "tiny.ipynb", body)
+    plan = plans.load_plan(write_plan(project, PLAN), root=project).select(["a"])
+    scheduler.run_plan(plan, progress=False)
+    assert f"cwd={project}" in outputs_text(plan.runs[0].output_path)
+    assert run_tables.collect_run_tables(plan.output_dir, "numbers").to_dict("list") == {"run": ["a"], "x": [1]}
