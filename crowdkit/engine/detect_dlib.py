@@ -35,7 +35,9 @@ class DlibLandmarks:
     these landmarks classify 119 LFW View-2 pairs as well as dlib's own
     ``get_face_chip`` does (all correct at 0.6).
 
-    The predictor (95 MB) is loaded once per process and shared.
+    The predictor (95 MB) is loaded once per process and shared, on the first
+    face it is asked about: a search that reuses recorded detections never loads it.
+    The file must be present at construction (a missing one fails before any work).
     """
 
     def __init__(self) -> None:
@@ -43,11 +45,15 @@ class DlibLandmarks:
 
         from crowdkit.common import weights
 
-        path = str(weights.require("dlib-shape68"))
-        if path not in _PREDICTORS:
-            _PREDICTORS[path] = dlib.shape_predictor(path)
-        self._predictor = _PREDICTORS[path]
+        self._path = str(weights.require("dlib-shape68"))
         self._rectangle = dlib.rectangle
+
+    def _predictor(self, image: np.ndarray, rectangle: Any) -> Any:
+        if self._path not in _PREDICTORS:
+            import dlib
+
+            _PREDICTORS[self._path] = dlib.shape_predictor(self._path)
+        return _PREDICTORS[self._path](image, rectangle)
 
     def __call__(self, image: np.ndarray, box: Sequence[float]) -> np.ndarray:
         """(5, 2) float32 landmarks for the face in ``box`` (x1, y1, x2, y2) of RGB ``image``."""
