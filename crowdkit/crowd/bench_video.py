@@ -220,21 +220,12 @@ def run_video_benchmark(*, challenge: str = "normal", member: str = "Peter", see
     )
 
 
-def _is_subject(table: pd.DataFrame, inputs) -> dict[int, bool]:
-    """Row of ``table`` → whether the scene's annotations put the subject's face there (IoU ≥ 0.5)."""
-    from crowdkit.crowd.annotations import visible_boxes
+def _is_subject(table: pd.DataFrame, inputs) -> pd.Series:
+    """Per row of ``table``: whether the scene's annotations put the subject's face there (the runs' IoU rule)."""
     from crowdkit.crowd.cvat import read_cvat
+    from crowdkit.crowd.validate import validate
 
-    boxes = visible_boxes(read_cvat(inputs.annotations), sorted(set(table["frame"].astype(int))))
-    truth = {}
-    for frame, rows in table.groupby("frame"):
-        subject = [box.xyxy for track, box in boxes.get(int(frame), []) if track.identity == inputs.subject]
-        if not subject:
-            truth.update({int(i): False for i in rows.index})
-            continue
-        iou = iou_matrix(rows[["x1", "y1", "x2", "y2"]].to_numpy(), np.array(subject))
-        truth.update({int(i): bool(v >= SAME_FACE_IOU) for i, v in zip(rows.index, iou.max(axis=1))})
-    return truth
+    return validate(table, read_cvat(inputs.annotations), inputs.subject, rule="iou").outcomes["subject"]
 
 
 def _agreement(ours: pd.DataFrame, crops: pd.DataFrame) -> tuple[float, float, list[tuple[int, int]]]:

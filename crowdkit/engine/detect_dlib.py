@@ -18,6 +18,15 @@ from crowdkit.engine.detection import Detection, Detector, positive_int, same_si
 _PREDICTORS: dict[str, Any] = {}
 
 
+def _shape_predictor(path: str) -> Any:
+    """dlib's shape predictor in ``path``, loaded once per process, on first use."""
+    if path not in _PREDICTORS:
+        import dlib
+
+        _PREDICTORS[path] = dlib.shape_predictor(path)
+    return _PREDICTORS[path]
+
+
 class DlibLandmarks:
     """Five ArcFace-order landmarks for a face box, from dlib's 68-point shape predictor.
 
@@ -49,11 +58,7 @@ class DlibLandmarks:
         self._rectangle = dlib.rectangle
 
     def _predictor(self, image: np.ndarray, rectangle: Any) -> Any:
-        if self._path not in _PREDICTORS:
-            import dlib
-
-            _PREDICTORS[self._path] = dlib.shape_predictor(self._path)
-        return _PREDICTORS[self._path](image, rectangle)
+        return _shape_predictor(self._path)(image, rectangle)
 
     def __call__(self, image: np.ndarray, box: Sequence[float]) -> np.ndarray:
         """(5, 2) float32 landmarks for the face in ``box`` (x1, y1, x2, y2) of RGB ``image``."""
@@ -128,10 +133,7 @@ class DlibChips:
 
         from crowdkit.common import weights
 
-        path = str(weights.require("dlib-shape5"))
-        if path not in _PREDICTORS:
-            _PREDICTORS[path] = dlib.shape_predictor(path)
-        self._predictor = _PREDICTORS[path]
+        self._predictor = _shape_predictor(str(weights.require("dlib-shape5")))
         self._dlib = dlib
 
     def __call__(self, image: np.ndarray, box: Sequence[float]) -> np.ndarray:
