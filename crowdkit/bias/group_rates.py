@@ -13,7 +13,7 @@ For a set of images with identities, and a (predicted) group per identity:
   person drawn k times counts k times in every pair it is in.
 
 Nothing is materialised as a pair list: distances are computed in row blocks
-(numpy) and reduced to identity × identity match counts (:func:`match_counts`),
+(numpy) and reduced to sparse identity × identity match counts (:func:`match_counts`),
 from which every rate and bootstrap replicate follows. Group labels are a
 classifier's **predictions** with a measured error, never facts about anyone.
 
@@ -31,6 +31,7 @@ from dataclasses import dataclass, field
 from typing import Iterator, Mapping, Sequence
 
 import numpy as np
+from scipy import sparse
 
 from crowdkit.bias.protocol import FAR_TARGET
 from crowdkit.common.exceptions import ConfigError
@@ -112,23 +113,29 @@ def _row_blocks(x: np.ndarray, metric: str) -> Iterator[tuple[int, np.ndarray]]:
 
 
 def match_counts(layout: GroupLayout, x_sorted: np.ndarray, thresholds: Sequence[float],
-                 metric: str = "euclidean") -> np.ndarray:
-    """(T, K, K) float32: ordered pairs of photos of identities i and j with distance ≤ each threshold.
+                 metric: str = "euclidean") -> list[sparse.csr_array]:
+    """Per threshold, a sparse (K, K) matrix: ordered pairs of photos of identities i and j with distance ≤ it.
 
     ``x_sorted`` are the embeddings in layout order (``x[layout.order]``). The
     diagonal counts each genuine pair twice; off the diagonal [i, j] = [j, i] is
-    the number of impostor pairs between i and j that match.
+    the number of impostor pairs between i and j that match. Sparse because at
+    the thresholds that matter almost no impostor pair matches: all of LFW (5,749
+    people) would need 130 MB per threshold as a dense matrix, and a few MB this way.
     """
     k = layout.n_identities
-    starts = np.flatnonzero(np.r_[True, layout.identity[1:] != layout.identity[:-1]])
-    counts = np.zeros((len(thresholds), k, k), dtype=np.float32)
+    counts = [sparse.csr_array((k, k), dtype=np.float64) for _ in thresholds]
     for r0, d in _row_blocks(x_sorted, metric):
-        rows = layout.identity[r0:r0 + len(d)]
-        local = np.flatnonzero(np.r_[True, rows[1:] != rows[:-1]])
         for t, threshold in enumerate(thresholds):
-            by_column = np.add.reduceat(d <= threshold, starts, axis=1, dtype=np.int64)
-            counts[t, rows[local]] += np.add.reduceat(by_column, local, axis=0)
+            rows, cols = np.nonzero(d <= threshold)
+            block = sparse.coo_array((np.ones(len(rows)), (layout.identity[r0 + rows], layout.identity[cols])),
+                                     shape=(k, k))
+            counts[t] = counts[t] + block.tocsr()
     return counts
+
+
+def _within(counts: sparse.csr_array, members: np.ndarray) -> sparse.csr_array:
+    """The rows and columns of ``members`` (identity indices) of a count matrix."""
+    return counts[members][:, members]
 
 
 def smallest_impostor_distances(layout: GroupLayout, x_sorted: np.ndarray, metric: str,
@@ -179,19 +186,20 @@ def keep_for(n_impostors: int, target: float = FAR_TARGET) -> int:
 
 def rates(layout: GroupLayout, counts: np.ndarray, t: int) -> dict[str, tuple[float, float]]:
     """group → (FNMR, FMR) at threshold index ``t`` of ``counts``; plus :data:`CROSS` → (nan, FMR)."""
-    c = counts[t].astype(np.float64)
+    c = counts[t]
     out = {}
     within_matches, within_pairs = 0.0, 0
     for g in layout.groups:
         m = layout.members(g)
         genuine, impostor = layout.pair_sizes(m)
-        block = c[np.ix_(m, m)]
-        matched = (block.sum() - np.trace(block)) / 2
+        block = _within(c, m)
+        genuine_matched = block.diagonal().sum()
+        matched = (block.sum() - genuine_matched) / 2
         within_matches, within_pairs = within_matches + matched, within_pairs + impostor
-        out[g] = (float(1 - np.trace(block) / 2 / genuine) if genuine else np.nan,
+        out[g] = (float(1 - genuine_matched / 2 / genuine) if genuine else np.nan,
                   float(matched / impostor) if impostor else np.nan)
     everyone = np.arange(layout.n_identities)
-    all_matches = (c.sum() - np.trace(c)) / 2
+    all_matches = (c.sum() - c.diagonal().sum()) / 2
     all_pairs = layout.pair_sizes(everyone)[1]
     cross_pairs = all_pairs - within_pairs
     out[CROSS] = (np.nan, float((all_matches - within_matches) / cross_pairs) if cross_pairs else np.nan)
@@ -209,11 +217,11 @@ def bootstrap_draws(layout: GroupLayout, group: str, n_boot: int, seed: int) -> 
 def bootstrap_rates(layout: GroupLayout, counts: np.ndarray, t: int, group: str, draws: np.ndarray) -> np.ndarray:
     """(n_boot, 2) FNMR and FMR of ``group`` at threshold index ``t`` in each identity-bootstrap replicate."""
     m = layout.members(group)
-    c = counts[t][np.ix_(m, m)].astype(np.float64)
+    c = _within(counts[t], m)
     n = layout.photos[m].astype(np.float64)
-    genuine_matched = np.diag(c) / 2
-    off = c - np.diag(np.diag(c))
-    impostor_matched = ((draws @ off) * draws).sum(1) / 2
+    genuine_matched = c.diagonal() / 2
+    off = c - sparse.diags_array(c.diagonal())
+    impostor_matched = ((off @ draws.T).T * draws).sum(1) / 2
     impostor_pairs = ((draws @ n) ** 2 - (draws ** 2) @ (n ** 2)) / 2
     genuine_pairs = draws @ (n * (n - 1) / 2)
     with np.errstate(invalid="ignore", divide="ignore"):
@@ -222,17 +230,16 @@ def bootstrap_rates(layout: GroupLayout, counts: np.ndarray, t: int, group: str,
 
 def cross_bootstrap_fmr(layout: GroupLayout, counts: np.ndarray, t: int, draws: Mapping[str, np.ndarray]) -> np.ndarray:
     """(n_boot,) cross-group FMR when every group's identities are resampled with ``draws[group]``."""
-    c = counts[t].astype(np.float64)
-    c = c - np.diag(np.diag(c))
+    c = counts[t] - sparse.diags_array(counts[t].diagonal())
     w = np.zeros((len(next(iter(draws.values()))), layout.n_identities))
     for g, d in draws.items():
         w[:, layout.members(g)] = d
     n = layout.photos.astype(np.float64)
-    total_matched = ((w @ c) * w).sum(1) / 2
+    total_matched = ((c @ w.T).T * w).sum(1) / 2
     total_pairs = ((w @ n) ** 2 - (w ** 2) @ (n ** 2)) / 2
     for g in draws:
         m = layout.members(g)
-        total_matched -= ((w[:, m] @ c[np.ix_(m, m)]) * w[:, m]).sum(1) / 2
+        total_matched -= ((_within(c, m) @ w[:, m].T).T * w[:, m]).sum(1) / 2
         total_pairs -= ((w[:, m] @ n[m]) ** 2 - (w[:, m] ** 2) @ (n[m] ** 2)) / 2
     with np.errstate(invalid="ignore", divide="ignore"):
         return total_matched / total_pairs
