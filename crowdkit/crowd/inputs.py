@@ -77,7 +77,8 @@ def scene_spec(params: CrowdRunParams, *, lfw_root: str | Path | None = None) ->
 
     identity = run_identity(params, lfw_root=lfw_root)
     challenge = "mask1" if params.challenge == "mask2" else params.challenge
-    common = dict(challenge=challenge, seed=int(params.seed), n_frames=int(params.max_frames or FULL_SCENE_FRAMES))
+    common = dict(challenge=challenge, seed=int(params.seed), n_frames=int(params.max_frames or FULL_SCENE_FRAMES),
+                  n_people=params.crowd_size)
     if params.member in CAST and identity == CAST[params.member]:
         members = set(scene_members(params.challenge, params.matrix)) | {params.member}
         members = [m for m in MEMBERS if m in members]

@@ -338,7 +338,7 @@ def run_crowd(params: CrowdRunParams, *, run_dir: str | Path | None = None, scen
     video = _read_video(params, scene_dir=scene_dir, progress=progress)
     inputs = video.inputs
     watch.lap("inputs")
-    detector, embedder = resolve_detector(params.detector), resolve_embedder(params.model)
+    detector, embedder = resolve_detector(params.detector, **params.detector_settings), resolve_embedder(params.model)
     calibration = calibrate_for_run(params, detector, embedder, progress=progress)
     threshold, threshold_source = resolve_threshold(params, embedder, calibration)
     watch.lap("models")  # and the threshold's calibration (cached after the first run)

@@ -64,8 +64,10 @@ def test_the_default_crowd_plan_is_the_studys_run_matrix():
     assert ours == printed and len(ours) == 20
 
 
-#: A notebook tells the story; logic lives in the library (issue 11's target).
-MAX_CODE_LINES = 50
+#: A notebook tells the story; logic lives in the library (issue 11's target). The parameters cell is the
+#: notebook's interface, one line per knob, and is counted apart.
+MAX_CODE_LINES = 40
+MAX_PARAMETER_LINES = 30
 FORBIDDEN_STATEMENTS = {"FunctionDef": "def", "AsyncFunctionDef": "async def", "ClassDef": "class", "If": "if",
                         "While": "while", "Lambda": "lambda", "Try": "try"}
 
@@ -74,13 +76,19 @@ def code_cells(path: Path) -> list:
     return [c for c in nbformat.read(path, as_version=4).cells if c.cell_type == "code"]
 
 
+def _code_lines(cells: list) -> int:
+    return sum(len([line for line in c.source.splitlines() if line.strip()]) for c in cells)
+
+
 @pytest.mark.parametrize("path", NOTEBOOKS, ids=_id)
 def test_notebook_is_thin(path):
     import ast
 
     cells = code_cells(path)
-    lines = sum(len([line for line in c.source.splitlines() if line.strip()]) for c in cells)
+    parameters = [c for c in cells if "parameters" in c.metadata.get("tags", [])]
+    lines = _code_lines([c for c in cells if c not in parameters])
     assert lines <= MAX_CODE_LINES, f"{_id(path)}: {lines} code lines (at most {MAX_CODE_LINES}); move logic to crowdkit"
+    assert _code_lines(parameters) <= MAX_PARAMETER_LINES, f"{_id(path)}: a parameters cell of {_code_lines(parameters)} lines"
     found = []
     for index, cell in enumerate(cells):
         for node in ast.walk(ast.parse(cell.source)):

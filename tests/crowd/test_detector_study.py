@@ -9,7 +9,8 @@ import pytest
 
 from crowdkit.common.exceptions import ConfigError
 from crowdkit.crowd.detector_study import (DetectorChoice, DetectorStudy, default_markdown, height_bin_labels,
-                                           measure_scene, plot_recall_by_height, study_scene, verdict)
+                                           measure_scene, measure_scenes, plot_recall_by_height, study_scene,
+                                           verdict)
 
 
 def _study(found: dict[str, list[bool]], heights: list[float], false: dict[str, int], ms: dict[str, float],
@@ -54,8 +55,8 @@ def test_verdict_prose_for_hand_made_numbers():
     assert list(good.bins["height"]) == ["16–24", "32–48"]
     assert good.to_markdown() == (
         "**fast is at least as good as slow**: its recall is within noise or better at every height bin with enough "
-        "faces (recall 16–24 px (n=40): 0.75 vs 0.25; 32–48 px (n=40): 1.00 vs 0.97); 0.00 false detections per "
-        "frame against 0.10; 25 ms per frame against 100 ms (4.0× faster).")
+        "faces (recall 16–24 px (n=40): 0.75 vs 0.25; 32–48 px (n=40): 1.00 vs 0.97); precision 1.000 vs 0.982, "
+        "0.00 false detections per frame against 0.10; 25 ms per frame against 100 ms (4.0× faster).")
     bad = verdict(study, candidate="slow", reference="fast")
     assert not bad.at_least_as_good and not bad.recall_ok
     assert bad.to_markdown().startswith("**slow is not at least as good as fast**: its recall is lower beyond noise "
@@ -67,11 +68,22 @@ def test_verdict_prose_for_hand_made_numbers():
 
 
 def test_more_false_detections_are_not_at_least_as_good_even_with_equal_recall():
-    study = _study({"a": [True] * 30, "b": [True] * 30}, [30.0] * 30, {"a": 2, "b": 1}, {"a": 1.0, "b": 1.0})
+    study = _study({"a": [True] * 30, "b": [True] * 30}, [30.0] * 30, {"a": 10, "b": 0}, {"a": 1.0, "b": 1.0})
     result = verdict(study, candidate="a", reference="b")
-    assert result.recall_ok and not result.at_least_as_good
+    assert result.recall_ok and not result.precision_ok and not result.at_least_as_good
+    assert result.candidate_precision == pytest.approx(0.75) and result.reference_precision == 1.0
+    assert "precision 0.750 vs 1.000 (lower beyond noise)" in result.to_markdown()
     with pytest.raises(ConfigError, match="'c' is not in the study"):
         verdict(study, candidate="c", reference="b")
+
+
+def test_one_stray_box_among_hundreds_of_faces_is_noise_not_a_worse_detector():
+    study = _study({"a": [True] * 300, "b": [True] * 300}, [30.0] * 300, {"a": 1, "b": 0}, {"a": 1.0, "b": 1.0})
+    result = verdict(study, candidate="a", reference="b")
+    assert result.candidate_precision == pytest.approx(300 / 301)
+    assert result.precision_ok and result.at_least_as_good
+    assert not verdict(_study({"a": [True] * 300, "b": [True] * 300}, [30.0] * 300, {"a": 12, "b": 0},
+                              {"a": 1.0, "b": 1.0}), candidate="a", reference="b").precision_ok
 
 
 @pytest.fixture(scope="module")
@@ -118,3 +130,32 @@ def test_measure_scene_refuses_duplicate_labels_and_a_bad_step(small_study):
         measure_scene(scene, [DetectorChoice("a", "yunet"), DetectorChoice("a", "opencv")])
     with pytest.raises(ConfigError, match="every must be ≥ 1"):
         measure_scene(scene, [DetectorChoice("a", "yunet")], every=0)
+
+
+def test_measure_scenes_pools_the_scenes_of_several_challenges(small_study, tmp_path, monkeypatch):
+    monkeypatch.setenv("CROWDKIT_HOME", str(tmp_path))
+    choices = [DetectorChoice("yunet", "yunet"), DetectorChoice("haar", "opencv")]
+    single = measure_scene(study_scene(challenge="compact", n_frames=20), choices, every=10)
+    pooled = measure_scenes(("normal", "compact"), choices, n_frames=20, every=10)
+    normal = small_study[1]
+    assert len(pooled.frames) == 4 and set(pooled.faces["scene"]) == {"normal", "compact"}
+    assert len(pooled.faces) == len(normal.faces) + len(single.faces)
+    expected = normal.false_detections.set_index("detector")["false"] + single.false_detections.set_index("detector")["false"]
+    assert pooled.false_detections.set_index("detector")["false"].to_dict() == expected.to_dict()
+    assert len(pooled.timings) == 8 and pooled.detectors == ("yunet", "haar")
+    with pytest.raises(ConfigError, match="one or more challenges"):
+        measure_scenes((), choices)
+
+
+def test_the_crowd_runs_detector_is_in_the_study_under_its_own_label():
+    from crowdkit.crowd.detector_study import CROWD_CHOICE, STUDY_DETECTORS
+    from crowdkit.crowd.params import CrowdRunParams
+
+    assert CROWD_CHOICE in STUDY_DETECTORS and CROWD_CHOICE.label == "yunet s0.7"
+    params = CrowdRunParams(member="Peter", challenge="normal")
+    assert (params.detector, params.detector_settings) == (CROWD_CHOICE.name, dict(CROWD_CHOICE.options))
+    assert CrowdRunParams(member="Peter", challenge="normal", detector="mtcnn").detector_settings == {}
+    assert CrowdRunParams(member="Peter", challenge="normal",
+                          detector_options={"score_threshold": 0.9}).detector_settings == {"score_threshold": 0.9}
+    with pytest.raises(ConfigError, match="detector_options must be a mapping"):
+        CrowdRunParams(member="Peter", challenge="normal", detector_options="0.9")

@@ -15,6 +15,9 @@ MEMBER = "Colin_Powell"
     ({"challenge": "normal", "frame_stride": 0}, ConfigError),
     ({"challenge": "normal", "matching_rule": "overlap"}, ConfigError),
     ({"challenge": "normal", "metric": "manhattan"}, ConfigError),
+    ({"challenge": "normal", "crowd_size": 1}, ConfigError),
+    ({"challenge": "normal", "crowd_size": 61}, ConfigError),
+    ({"challenge": "normal", "crowd_size": True}, ConfigError),
 ])
 def test_bad_parameters_are_refused(kwargs, error):
     with pytest.raises(error):
@@ -51,3 +54,10 @@ def test_from_namespace_takes_the_names_it_knows():
     assert params.rules == ("study", "iou") and params.main_rule == "iou"
     assert CrowdRunParams.from_namespace({**namespace, "matching_rule": "study"}).main_rule == "study"
     assert params.to_frame().loc["frame_stride", "value"] == 4
+
+
+def test_crowd_size_sets_the_simulated_crowd():
+    from crowdkit.crowd.inputs import scene_spec
+
+    assert scene_spec(CrowdRunParams(member="Peter", challenge="normal", crowd_size=30)).n_people == 30
+    assert scene_spec(CrowdRunParams(member="Peter", challenge="normal")).n_people is None

@@ -275,11 +275,16 @@ def test_mtcnn_finds_most_large_faces(near, mtcnn):
 
 @pytest.mark.slow
 def test_the_costume_alone_is_not_a_face(mtcnn, lfw_dir):
+    from crowdkit.crowd.params import CROWD_DETECTOR, CROWD_DETECTOR_OPTIONS
+    from crowdkit.engine.detect import get_detector
+
     photo = read_image(lfw_dir / "Tony_Blair" / "Tony_Blair_0001.jpg")
     empty = np.hstack([render_figure(None, face_height=h, size=(260, 360)) for h in (40, 64, 96)])
-    assert mtcnn.detect(empty) == []
     with_face = np.hstack([render_figure(photo, face_height=h, size=(260, 360)) for h in (40, 64, 96)])
-    assert len(mtcnn.detect(with_face)) == 3
+    crowd_detector = get_detector(CROWD_DETECTOR, **CROWD_DETECTOR_OPTIONS[CROWD_DETECTOR])
+    for detector in (mtcnn, crowd_detector):
+        assert detector.detect(empty) == []
+        assert len(detector.detect(with_face)) == 3
 
 
 def test_cli_writes_a_scene(tmp_path, capsys):
