@@ -51,7 +51,7 @@ class Findings:
     """
 
     table: pd.DataFrame  # run, member, challenge, measurement, f1, subject_faces, f1_low, f1_high, f1_support
-    printed: pd.DataFrame  # member, challenge, f1
+    printed: pd.DataFrame  # member, challenge, f1 and, where transcribed, total_positives (the subject's faces)
 
     def to_frame(self) -> pd.DataFrame:
         """member × challenge rows, one F1 column per measurement (percent, one decimal)."""
@@ -128,7 +128,8 @@ def findings(study_tables: pd.DataFrame, performance: pd.DataFrame, printed: pd.
     """
     from crowdkit.crowd.reported import load_crowd_tables
 
-    printed = (load_crowd_tables() if printed is None else printed)[["member", "challenge", "f1"]]
+    printed = load_crowd_tables() if printed is None else printed
+    printed = printed[[c for c in ("member", "challenge", "f1", "total_positives") if c in printed]]
     columns = ["run", "member", "challenge", "measurement", "f1", "subject_faces", "f1_low", "f1_high", "f1_support"]
     if study_tables.empty or performance.empty:
         return Findings(pd.DataFrame(columns=columns), printed)
@@ -166,8 +167,22 @@ def findings_markdown(found: Findings, *, audit_page: str = "../crowd_audit/audi
         f"threshold the study's rule gives it): {_phrase(found, MEASUREMENTS[1])}.",
         f"- **Ours under the corrected protocol** (one-to-one IoU matching, missed subject faces counted, "
         f"the threshold calibrated on LFW): {_phrase(found, MEASUREMENTS[2])}; over {runs} runs these rest on "
-        f"{int(faces.min())}–{int(faces.max())} subject faces each, so each run's F1 is a coarse number.",
+        f"{int(faces.min())}–{int(faces.max())} subject faces each{_scale_remark(found, int(faces.min()))}.",
     ])
+
+
+#: Below this many subject faces in a run, its F1 is called coarse.
+COARSE_BELOW = 30
+
+
+def _scale_remark(found: Findings, fewest: int) -> str:
+    """How our runs' subject faces compare with the report's tables, and whether an F1 is coarse."""
+    remark = ""
+    if "total_positives" in found.printed:
+        theirs = pd.to_numeric(found.printed["total_positives"], errors="coerce").dropna()
+        if len(theirs):
+            remark = f" (the report's tables: {int(theirs.min())}–{int(theirs.max())})"
+    return remark + (", so each run's F1 is a coarse number" if fewest < COARSE_BELOW else "")
 
 
 def plot_findings(found: Findings) -> "Figure":

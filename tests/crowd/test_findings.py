@@ -51,7 +51,17 @@ def test_the_claim_is_stated_over_every_printed_table():
     text = findings.findings_markdown(found)
     assert "over its 3 tables" in text and "70.6 % on normal/compact/random (2 runs)" in text
     assert "undefined on intruder/mask1/mask2 (0 runs, 1 undefined)" in text
-    assert "rest on 0–14 subject faces" in text
+    assert "rest on 0–14 subject faces each, so each run's F1 is a coarse number." in text
+
+
+def test_the_scale_is_stated_beside_the_reports_and_coarse_only_when_small():
+    printed = PRINTED.assign(total_positives=[571, 0, 226])
+    large = performance().assign(TP=[300, 0, 9], FN=[100, 0, 9], missed=[50, 0, 9])
+    text = findings.findings_markdown(findings.findings(study_tables(), large, printed))
+    assert "rest on 0–450 subject faces each (the report's tables: 0–571), so each run's F1 is a coarse number." in text
+    large = large[large["run"] == "peter-normal"]
+    text = findings.findings_markdown(findings.findings(study_tables(), large, printed))
+    assert text.endswith("rest on 450–450 subject faces each (the report's tables: 0–571).")
 
 
 def test_no_run_yet_still_states_the_claim(tmp_path):
