@@ -58,8 +58,8 @@ class DetectorChoice:
 
 #: The crowd runs' detector (:data:`crowdkit.crowd.params.CROWD_DETECTOR` with its options), as the study labels it.
 CROWD_CHOICE = DetectorChoice(
-    " ".join([CROWD_DETECTOR] + [f"s{v:g}" for v in CROWD_DETECTOR_OPTIONS.get(CROWD_DETECTOR, {}).values()]),
-    CROWD_DETECTOR, dict(CROWD_DETECTOR_OPTIONS.get(CROWD_DETECTOR, {})))
+    f"{CROWD_DETECTOR} (" + ", ".join(f"{k}={v:g}" for k, v in CROWD_DETECTOR_OPTIONS.get(CROWD_DETECTOR, {}).items())
+    + ")", CROWD_DETECTOR, dict(CROWD_DETECTOR_OPTIONS.get(CROWD_DETECTOR, {})))
 #: The settings compared by default: YuNet (its defaults, the crowd runs' score threshold, upscaled), MTCNN at
 #: ``min_face_size`` 16, and OpenCV's Haar cascade as a floor.
 STUDY_DETECTORS = (
@@ -126,12 +126,18 @@ class DetectorStudy:
         counts = self.false_detections.set_index("detector")["false"]
         return (counts / max(len(self.frames), 1)).reindex(list(self.detectors))
 
-    def precision(self) -> pd.Series:
-        """Of each detector's faces and false detections (away from the border), the share that are faces."""
-        found = pd.Series({d: int(self.faces[d].sum()) for d in self.detectors})
+    def detection_counts(self) -> pd.DataFrame:
+        """Per detector: ``found`` (ground-truth faces it found) and ``false`` (detections away from the border
+        matching no face)."""
         false = self.false_detections.set_index("detector")["false"].reindex(list(self.detectors))
-        total = found + false
-        return (found / total.where(total > 0)).reindex(list(self.detectors))
+        return pd.DataFrame({"found": [int(self.faces[d].sum()) for d in self.detectors],
+                             "false": false.to_numpy()}, index=list(self.detectors))
+
+    def precision(self) -> pd.Series:
+        """Of each detector's faces and false detections, the share that are faces."""
+        counts = self.detection_counts()
+        total = counts["found"] + counts["false"]
+        return counts["found"] / total.where(total > 0)
 
     def median_ms(self) -> pd.Series:
         """Median milliseconds per frame, by detector."""
@@ -362,8 +368,7 @@ def verdict(study: DetectorStudy, *, candidate: str, reference: str, min_faces: 
     bins = pd.DataFrame(rows, columns=["height", "faces", "candidate", "reference", "margin", "ok"])
     false, ms, precision = study.false_per_frame(), study.median_ms(), study.precision()
     pc, pr = float(precision[candidate]), float(precision[reference])
-    nc, nr = (int(study.faces[label].sum()) + int(study.false_detections.set_index("detector").loc[label, "false"])
-              for label in (candidate, reference))
+    nc, nr = study.detection_counts().sum(axis=1)[[candidate, reference]]
     margin = 2.0 * math.sqrt(pc * (1 - pc) / nc + pr * (1 - pr) / nr) if nc and nr else 0.0
     return Verdict(candidate, reference, bins, float(false[candidate]), float(false[reference]),
                    float(ms[candidate]), float(ms[reference]), pc, pr, margin)

@@ -151,7 +151,7 @@ def test_the_crowd_runs_detector_is_in_the_study_under_its_own_label():
     from crowdkit.crowd.detector_study import CROWD_CHOICE, STUDY_DETECTORS
     from crowdkit.crowd.params import CrowdRunParams
 
-    assert CROWD_CHOICE in STUDY_DETECTORS and CROWD_CHOICE.label == "yunet s0.7"
+    assert CROWD_CHOICE in STUDY_DETECTORS and CROWD_CHOICE.label == "yunet (score_threshold=0.7)"
     params = CrowdRunParams(member="Peter", challenge="normal")
     assert (params.detector, params.detector_settings) == (CROWD_CHOICE.name, dict(CROWD_CHOICE.options))
     assert CrowdRunParams(member="Peter", challenge="normal", detector="mtcnn").detector_settings == {}
