@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import concurrent.futures as cf
 import logging
+import os
 import signal
 from dataclasses import dataclass, field
 from typing import Any, Iterable, Sequence
@@ -18,10 +19,24 @@ from crowdkit.common.io import show_progress
 log = logging.getLogger(__name__)
 
 
-def _worker_init() -> None:
-    """Pool workers turn SIGTERM into KeyboardInterrupt, so an interrupted build stops their kernels cleanly."""
+#: The variables through which torch (OpenMP, MKL), numpy's BLAS, OpenCV and TensorFlow size their thread pools.
+THREAD_VARIABLES = ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS", "OPENCV_FOR_THREADS_NUM",
+                    "TF_NUM_INTRAOP_THREADS", "TF_NUM_INTEROP_THREADS")
+
+
+def threads_per_job(jobs: int, cpus: int | None = None) -> int:
+    """Threads each of ``jobs`` parallel notebooks may use so that together they fill the CPUs and no more."""
+    return max(1, (cpus or os.cpu_count() or 1) // max(1, jobs))
+
+
+def _worker_init(threads: int) -> None:
+    """Pool workers turn SIGTERM into KeyboardInterrupt, so an interrupted build stops their kernels cleanly,
+    and give their kernels a share of the CPUs: every library sizing its thread pool to all the cores, two
+    notebooks at once ran MTCNN ten times slower than one (2.0 s against 0.2 s per frame)."""
     signal.signal(signal.SIGTERM, _raise_keyboard_interrupt)
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # the terminal's Ctrl-C: the parent decides and sends SIGTERM
+    for name in THREAD_VARIABLES:
+        os.environ.setdefault(name, str(threads))  # a value the user set wins
 
 
 def _raise_keyboard_interrupt(signum, frame) -> None:
@@ -53,7 +68,8 @@ class _Executor:
 
                 self._pool = cf.ProcessPoolExecutor(max_workers=self.jobs,
                                                     mp_context=multiprocessing.get_context("spawn"),
-                                                    initializer=_worker_init)
+                                                    initializer=_worker_init,
+                                                    initargs=(threads_per_job(self.jobs),))
         else:
             raise ConfigError(f"unknown executor {self.kind!r} (known: local, dask)")
         return self

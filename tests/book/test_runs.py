@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import json
+import os
 from pathlib import Path
 
 import nbformat
@@ -199,15 +200,25 @@ def test_failure_stops_the_build_and_cli_exits_nonzero(project, capsys):
 
 
 @pytest.mark.slow
-def test_parallel_jobs_run_four_notebooks(tmp_path):
-    write_notebook(tmp_path / "notebooks" / "tiny.ipynb")
+def test_parallel_jobs_run_four_notebooks_each_on_its_share_of_the_cpus(tmp_path):
+    write_notebook(tmp_path / "notebooks" / "tiny.ipynb",
+                   "import os\nprint(f'x={x}')\nprint('threads=' + os.environ.get('OMP_NUM_THREADS', 'unset'))\n")
     names = "".join(f"  - name: r{i}\n    parameters: {{x: {i}}}\n" for i in range(4))
     path = write_plan(tmp_path, "notebook: notebooks/tiny.ipynb\noutput_dir: book/runs/par\nruns:\n" + names)
     plan = plans.load_plan(path, root=tmp_path)
     results = scheduler.run_plan(plan, jobs=2, progress=False, stagger=0.2)
     assert [r.status for r in results] == ["ran"] * 4
+    expected = os.environ.get("OMP_NUM_THREADS", str(scheduler.threads_per_job(2)))  # a value set outside wins
     for i, spec in enumerate(plan.runs):
         assert f"x={i}" in outputs_text(spec.output_path)
+        assert f"threads={expected}" in outputs_text(spec.output_path)
+
+
+def test_threads_per_job_shares_the_cpus_and_never_drops_to_zero():
+    assert scheduler.threads_per_job(2, cpus=2) == 1
+    assert scheduler.threads_per_job(2, cpus=16) == 8
+    assert scheduler.threads_per_job(4, cpus=2) == 1
+    assert scheduler.threads_per_job(1, cpus=2) == 2
 
 
 @pytest.mark.slow
