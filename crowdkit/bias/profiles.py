@@ -116,8 +116,7 @@ PROFILES: dict[str, BiasProfile] = {
                          lfw_identities=200, lfw_images=10),
     "default": BiasProfile(name="default", max_train_per_class=None, max_test_per_class=None, max_identities=None,
                            max_images=10, backbone="projection", epochs=30, batches_per_epoch=10, people_per_batch=15,
-                           images_per_person=10, lr=1e-4, seeds=(0, 1, 2, 3, 4),
-                           lfw_identities=1500, lfw_images=10),
+                           images_per_person=10, lr=1e-4, seeds=(0, 1, 2, 3, 4)),  # every LFW image (13,233)
     "full": BiasProfile(name="full", max_train_per_class=None, max_test_per_class=None, max_identities=None,
                         max_images=10, backbone="inception_resnet_v1", epochs=75, batches_per_epoch=1000,
                         people_per_batch=45, images_per_person=40, lr=0.05, seeds=(0, 1, 2), keep_epochs=(30, 50, 75)),
