@@ -167,7 +167,9 @@ class CrowdRunParams:
                 raise _bad(f"{name} must be an integer ≥ 1, got {value!r}")
         if self.max_frames is not None and (isinstance(self.max_frames, bool) or int(self.max_frames) < 1):
             raise _bad(f"max_frames must be None or an integer ≥ 1, got {self.max_frames!r}")
-        if self.crowd_size is not None and (isinstance(self.crowd_size, bool) or not 2 <= int(self.crowd_size) <= 60):
+        if self.crowd_size is not None and (isinstance(self.crowd_size, bool)
+                                            or not isinstance(self.crowd_size, (int, np.integer))
+                                            or not 2 <= self.crowd_size <= 60):
             raise _bad(f"crowd_size must be None or an integer from 2 to 60, got {self.crowd_size!r}")
         if self.calibration_pairs is not None and (isinstance(self.calibration_pairs, bool)
                                                    or int(self.calibration_pairs) < 20):

@@ -18,6 +18,7 @@ MEMBER = "Colin_Powell"
     ({"challenge": "normal", "crowd_size": 1}, ConfigError),
     ({"challenge": "normal", "crowd_size": 61}, ConfigError),
     ({"challenge": "normal", "crowd_size": True}, ConfigError),
+    ({"challenge": "normal", "crowd_size": "many"}, ConfigError),
 ])
 def test_bad_parameters_are_refused(kwargs, error):
     with pytest.raises(error):
