@@ -119,8 +119,9 @@ def match_counts(layout: GroupLayout, x_sorted: np.ndarray, thresholds: Sequence
     ``x_sorted`` are the embeddings in layout order (``x[layout.order]``). The
     diagonal counts each genuine pair twice; off the diagonal [i, j] = [j, i] is
     the number of impostor pairs between i and j that match. Sparse because at
-    the thresholds that matter almost no impostor pair matches: all of LFW (5,749
-    people) would need 130 MB per threshold as a dense matrix, and a few MB this way.
+    the thresholds that matter few impostor pairs match: all of LFW (5,749 people)
+    needs 130 MB per threshold as a dense float32 matrix; one model's rates over
+    all 13,233 images peaked at 1.55 GiB dense and 0.42 GiB sparse.
     """
     k = layout.n_identities
     counts = [sparse.csr_array((k, k), dtype=np.float64) for _ in thresholds]
@@ -136,6 +137,11 @@ def match_counts(layout: GroupLayout, x_sorted: np.ndarray, thresholds: Sequence
 def _within(counts: sparse.csr_array, members: np.ndarray) -> sparse.csr_array:
     """The rows and columns of ``members`` (identity indices) of a count matrix."""
     return counts[members][:, members]
+
+
+def _impostors_only(counts: sparse.csr_array) -> sparse.csr_array:
+    """A count matrix without its diagonal (the genuine pairs)."""
+    return counts - sparse.diags_array(counts.diagonal())
 
 
 def smallest_impostor_distances(layout: GroupLayout, x_sorted: np.ndarray, metric: str,
@@ -184,7 +190,7 @@ def keep_for(n_impostors: int, target: float = FAR_TARGET) -> int:
     return int(max(1, min(n_impostors, int(np.ceil(target * n_impostors)) + 2)))
 
 
-def rates(layout: GroupLayout, counts: np.ndarray, t: int) -> dict[str, tuple[float, float]]:
+def rates(layout: GroupLayout, counts: Sequence[sparse.csr_array], t: int) -> dict[str, tuple[float, float]]:
     """group → (FNMR, FMR) at threshold index ``t`` of ``counts``; plus :data:`CROSS` → (nan, FMR)."""
     c = counts[t]
     out = {}
@@ -214,13 +220,14 @@ def bootstrap_draws(layout: GroupLayout, group: str, n_boot: int, seed: int) -> 
     return np.stack([np.bincount(p, minlength=len(m)) for p in picks]).astype(np.float64)
 
 
-def bootstrap_rates(layout: GroupLayout, counts: np.ndarray, t: int, group: str, draws: np.ndarray) -> np.ndarray:
+def bootstrap_rates(layout: GroupLayout, counts: Sequence[sparse.csr_array], t: int, group: str,
+                    draws: np.ndarray) -> np.ndarray:
     """(n_boot, 2) FNMR and FMR of ``group`` at threshold index ``t`` in each identity-bootstrap replicate."""
     m = layout.members(group)
     c = _within(counts[t], m)
     n = layout.photos[m].astype(np.float64)
     genuine_matched = c.diagonal() / 2
-    off = c - sparse.diags_array(c.diagonal())
+    off = _impostors_only(c)
     impostor_matched = ((off @ draws.T).T * draws).sum(1) / 2
     impostor_pairs = ((draws @ n) ** 2 - (draws ** 2) @ (n ** 2)) / 2
     genuine_pairs = draws @ (n * (n - 1) / 2)
@@ -228,9 +235,10 @@ def bootstrap_rates(layout: GroupLayout, counts: np.ndarray, t: int, group: str,
         return np.stack([1 - draws @ genuine_matched / genuine_pairs, impostor_matched / impostor_pairs], axis=1)
 
 
-def cross_bootstrap_fmr(layout: GroupLayout, counts: np.ndarray, t: int, draws: Mapping[str, np.ndarray]) -> np.ndarray:
+def cross_bootstrap_fmr(layout: GroupLayout, counts: Sequence[sparse.csr_array], t: int,
+                        draws: Mapping[str, np.ndarray]) -> np.ndarray:
     """(n_boot,) cross-group FMR when every group's identities are resampled with ``draws[group]``."""
-    c = counts[t] - sparse.diags_array(counts[t].diagonal())
+    c = _impostors_only(counts[t])
     w = np.zeros((len(next(iter(draws.values()))), layout.n_identities))
     for g, d in draws.items():
         w[:, layout.members(g)] = d
