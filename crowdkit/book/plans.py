@@ -17,7 +17,8 @@ A plan is a YAML file under ``data/plans/``::
     runs:
       - name: alice-normal
         parameters: {member: alice, challenge: normal}
-        # optional: title, notebook (another notebook), depends_on: [other run names]
+        # optional: title, notebook (another notebook), depends_on: [other run names],
+        # expected_seconds: 300 (how long a cold run takes: the build starts long runs first)
 
 A summary plan (``summary: true``: the crowd summary, the appendix) runs, in
 ``crowdkit book build``, after every run of the plans before it, and its hash
@@ -61,7 +62,7 @@ STAGING = ".staging"
 
 _PLAN_KEYS = {"description", "notebook", "output_dir", "order", "rerun", "summary", "title", "parameters", "profiles",
               "runs"}
-_RUN_KEYS = {"name", "title", "parameters", "notebook", "depends_on"}
+_RUN_KEYS = {"name", "title", "parameters", "notebook", "depends_on", "expected_seconds"}
 _PROFILE_KEYS = {"parameters", "runs"}
 
 # --------------------------------------------------------------------------- plans
@@ -81,6 +82,7 @@ class RunSpec:
     summary: bool = False  # collects earlier runs: runs after them, re-runs when one of them changed
     profile: str = "default"
     title: str = ""  # page title: replaces the executed notebook's first "# " heading ("" keeps it)
+    expected_seconds: float | None = None  # a cold run's duration, for ordering a build (the last recorded one wins)
 
     @property
     def key(self) -> str:
@@ -246,7 +248,17 @@ def _run_spec(entry: Any, index: int, raw: Mapping[str, Any], layers: tuple[dict
     depends = [depends] if isinstance(depends, str) else depends
     return RunSpec(plan=path.stem, name=run_name, notebook=(root / notebook).resolve(), parameters=params,
                    output_dir=output_dir, root=root, depends_on=tuple(f"{path.stem}/{d}" for d in depends),
-                   always=always, summary=bool(raw.get("summary", False)), profile=profile, title=title)
+                   always=always, summary=bool(raw.get("summary", False)), profile=profile, title=title,
+                   expected_seconds=_expected_seconds(entry.get("expected_seconds"), run_name, path))
+
+
+def _expected_seconds(value: Any, run_name: str, path: Path) -> float | None:
+    if value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0 < value < 1e6:
+        raise ConfigError(f"{path}: run {run_name!r}: expected_seconds must be a positive number of seconds, "
+                          f"got {value!r}")
+    return float(value)
 
 
 def _check_runs(runs: Sequence[RunSpec], path: Path) -> None:

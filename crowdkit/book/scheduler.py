@@ -6,11 +6,12 @@ import logging
 import os
 import signal
 from dataclasses import dataclass, field
-from typing import Any, Iterable, Sequence
+from typing import Any, Iterable, Mapping, Sequence
 
 from tqdm import tqdm
 
 from crowdkit.book.execute import DEFAULT_KERNEL, RunResult, execute_job, remove_stale_staging
+from crowdkit.book.hashing import read_sidecar
 from crowdkit.book.kernels import stop_running_kernels
 from crowdkit.book.plans import Plan, RunSpec
 from crowdkit.common.exceptions import ConfigError, CrowdkitError, RunFailedError, RunInterruptedError
@@ -114,26 +115,42 @@ class _Executor:
             self._client.close()
 
 
-def chain_lengths(specs: Sequence[RunSpec]) -> dict[str, int]:
-    """Per run, the length of the longest chain of runs waiting on it (itself included).
+#: Seconds assumed for a run that has never run here and whose plan gives no ``expected_seconds``.
+UNKNOWN_SECONDS = 60.0
 
-    Ready runs start longest chain first, so a chain of dependent notebooks (the
-    bias study) begins at once and runs beside the independent ones instead of after them.
+
+def expected_seconds(spec: RunSpec) -> float:
+    """How long ``spec`` should take: its last recorded run here, else its plan's ``expected_seconds``, else
+    :data:`UNKNOWN_SECONDS`."""
+    last = read_sidecar(spec)
+    if last.get("status") == "ok" and isinstance(last.get("seconds"), (int, float)) and last["seconds"] > 0:
+        return float(last["seconds"])
+    return spec.expected_seconds or UNKNOWN_SECONDS
+
+
+def critical_paths(specs: Sequence[RunSpec], seconds: Mapping[str, float] | None = None) -> dict[str, float]:
+    """Per run, the seconds of the longest chain of runs waiting on it, itself included.
+
+    Ready runs start with the longest such chain first: a long run, or the head of a
+    long chain of dependent notebooks (the bias study), starts at once and runs
+    beside the short independent ones, not alone after them. ``seconds`` gives each
+    run's duration (default: 1 each, which counts the runs in the chain).
     """
     waiting: dict[str, list[str]] = {s.key: [] for s in specs}
     for spec in specs:
         for dep in spec.depends_on:
             waiting.setdefault(dep, []).append(spec.key)
-    lengths: dict[str, int] = {}
+    paths: dict[str, float] = {}
 
-    def length(key: str, seen: tuple[str, ...] = ()) -> int:
-        if key not in lengths:
+    def path(key: str, seen: tuple[str, ...] = ()) -> float:
+        if key not in paths:
             if key in seen:
                 raise ConfigError(f"dependency cycle through {key}")
-            lengths[key] = 1 + max((length(k, seen + (key,)) for k in waiting.get(key, ())), default=0)
-        return lengths[key]
+            own = 1.0 if seconds is None else seconds.get(key, UNKNOWN_SECONDS)
+            paths[key] = own + max((path(k, seen + (key,)) for k in waiting.get(key, ())), default=0.0)
+        return paths[key]
 
-    return {s.key: length(s.key) for s in specs}
+    return {s.key: path(s.key) for s in specs}
 
 
 def run_specs(specs: Sequence[RunSpec], *, jobs: int = 1, executor: str = "local", scheduler: Any = None,
@@ -181,7 +198,7 @@ class _Build:
 
     def __init__(self, specs: Sequence[RunSpec], *, kernel: str, force: bool, stagger: float) -> None:
         self.specs = list(specs)
-        self.chain = chain_lengths(self.specs)
+        self.critical_path = critical_paths(self.specs, {s.key: expected_seconds(s) for s in self.specs})
         self.pending = {s.key: s for s in self.specs}
         self.hashes: dict[str, str] = {}
         self.results: dict[str, RunResult] = {}
@@ -206,7 +223,7 @@ class _Build:
 
     def _start_ready(self, pool: "_Executor", bar) -> None:
         ready = sorted((k for k, s in self.pending.items() if all(d in self.hashes for d in s.depends_on)),
-                       key=lambda k: -self.chain[k])
+                       key=lambda k: -self.critical_path[k])
         for key in ready[: max(0, pool.capacity - len(self.running))]:
             spec = self.pending.pop(key)
             deps = {d: self.hashes[d] for d in spec.depends_on}

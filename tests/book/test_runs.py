@@ -287,10 +287,29 @@ def test_a_chain_of_dependent_runs_starts_first(project):
     text = PLAN.replace("  - name: b\n", "  - name: c\n  - name: d\n    depends_on: [c]\n  - name: b\n")
     text = text.replace("    parameters: {x: 2}\n", "    parameters: {x: 2}\n    depends_on: [d]\n")
     plan = plans.load_plan(write_plan(project, text), root=project)
-    assert scheduler.chain_lengths(plan.runs) == {"tiny/a": 1, "tiny/c": 3, "tiny/d": 2, "tiny/b": 1}
+    assert scheduler.critical_paths(plan.runs) == {"tiny/a": 1, "tiny/c": 3, "tiny/d": 2, "tiny/b": 1}
     results = scheduler.run_plan(plan, progress=False)  # one job: the chain c → d first
-    finished = sorted(results, key=lambda r: r.output_path.stat().st_mtime_ns)
-    assert [r.key for r in finished] == ["tiny/c", "tiny/d", "tiny/a", "tiny/b"]  # ties: plan order
+    assert [r.key for r in _by_finish(results)] == ["tiny/c", "tiny/d", "tiny/a", "tiny/b"]  # ties: plan order
+
+
+def _by_finish(results):
+    return sorted(results, key=lambda r: r.output_path.stat().st_mtime_ns)
+
+
+def test_a_long_run_starts_first_and_its_last_recorded_time_wins(project):
+    text = PLAN.replace("  - name: b\n", "  - name: b\n    expected_seconds: 300\n")
+    plan = plans.load_plan(write_plan(project, text), root=project)
+    seconds = {s.key: scheduler.expected_seconds(s) for s in plan.runs}
+    assert seconds == {"tiny/a": scheduler.UNKNOWN_SECONDS, "tiny/b": 300}
+    assert [r.key for r in _by_finish(scheduler.run_plan(plan, progress=False))] == ["tiny/b", "tiny/a"]
+    # Both have run now: what they took here decides, not the plan's guess.
+    a, b = plan.runs
+    assert scheduler.expected_seconds(b) < 300
+    assert scheduler.critical_paths(plan.runs, {"tiny/a": 5.0, "tiny/b": 2.0}) == {"tiny/a": 5.0, "tiny/b": 2.0}
+    for bad in ("soon", 0, -3, True):
+        with pytest.raises(ConfigError, match="expected_seconds must be a positive number"):
+            plans.load_plan(write_plan(project, PLAN.replace("  - name: b\n", f"  - name: b\n    expected_seconds: {bad}\n")),
+                            root=project)
 
 
 def test_run_dir_goes_only_to_notebooks_that_declare_it(project, caplog):
