@@ -273,8 +273,9 @@ def nearest_mean_classification(embeddings: np.ndarray, identities: Sequence, *,
     names = np.unique(y_tr)
     means = np.stack([x_tr[y_tr == n].mean(axis=0) for n in names])
     means /= np.maximum(np.linalg.norm(means, axis=1, keepdims=True), 1e-12)
-    d = np.linalg.norm(x_te[:, None, :] - means[None], axis=2)
-    return _classification_result("nearest_mean", y_tr, y_te, names[np.argmin(d, axis=1)])
+    from scipy.spatial.distance import cdist
+
+    return _classification_result("nearest_mean", y_tr, y_te, names[np.argmin(cdist(x_te, means), axis=1)])
 
 
 def embed_lfw_identities(model: str = "dlib", *, min_images: int = 10, max_identities: int | None = None,

@@ -17,6 +17,7 @@ from typing import Mapping
 
 import numpy as np
 import pandas as pd
+from scipy.spatial.distance import cdist
 
 from crowdkit.bias import evaluate as ev
 
@@ -64,7 +65,7 @@ def open_set(x: np.ndarray, names: np.ndarray, *, min_images: int = 10, seed: in
     fit = _halves(names, rng) & in_gallery
     means = _normalised(np.stack([x[fit & (names == p)].mean(0) for p in gallery_people]))
     fit_distractors = rng.permutation(distractors)[: len(distractors) // 2]
-    d = np.linalg.norm(x[:, None, :] - means[None], axis=2)
+    d = cdist(x, means)  # (photos, people); a broadcast difference would hold photos × people × 128 floats (4 GB)
     nearest, best = gallery_people[d.argmin(1)], d.min(1)
     tau = float(np.quantile(best[np.isin(names, fit_distractors)], FIT_FPIR)) if len(fit_distractors) else np.inf
     probe = (in_gallery & ~fit) | (np.isin(names, distractors) & ~np.isin(names, fit_distractors))
@@ -98,7 +99,7 @@ def thesis_nearest_mean(x: np.ndarray, names: np.ndarray, *, min_images: int = 1
     if not len(people):
         return {"accuracy": float("nan"), "people": 0, "correct": np.zeros(0)}
     stored, queries = np.stack(stored), _normalised(np.stack(queries))
-    found = np.linalg.norm(queries[:, None, :] - stored[None], axis=2).argmin(1)
+    found = cdist(queries, stored).argmin(1)
     correct = (found == np.arange(len(people))).astype(float)
     return {"accuracy": float(correct.mean()), "people": len(people), "correct": correct}
 
