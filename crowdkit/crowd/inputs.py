@@ -78,7 +78,7 @@ def scene_spec(params: CrowdRunParams, *, lfw_root: str | Path | None = None) ->
     identity = run_identity(params, lfw_root=lfw_root)
     challenge = "mask1" if params.challenge == "mask2" else params.challenge
     common = dict(challenge=challenge, seed=int(params.seed), n_frames=int(params.max_frames or FULL_SCENE_FRAMES),
-                  n_people=params.crowd_size)
+                  n_people=params.crowd_size, subjects_together=bool(params.subjects_together))
     if params.member in CAST and identity == CAST[params.member]:
         members = set(scene_members(params.challenge, params.matrix)) | {params.member}
         members = [m for m in MEMBERS if m in members]
@@ -89,7 +89,10 @@ def scene_spec(params: CrowdRunParams, *, lfw_root: str | Path | None = None) ->
 
 def scene_folder(spec: "SceneSpec") -> Path:
     """Where a spec's scene is cached: ``$CROWDKIT_HOME/cache/scenes/<member>-<family>-s<seed>-<frames>f-<hash>``."""
-    digest = hashlib.sha256(json.dumps(spec.to_dict(), sort_keys=True).encode()).hexdigest()[:10]
+    from crowdkit.crowd.scene import SCENE_VERSION
+
+    drawn = {**spec.to_dict(), "scene_version": SCENE_VERSION}  # a new simulator renders into a new folder
+    digest = hashlib.sha256(json.dumps(drawn, sort_keys=True).encode()).hexdigest()[:10]
     name = f"{_slug(spec.member)}-{spec.family}-s{spec.seed}-{spec.n_frames}f-{digest}"
     return config.cache_dir("scenes") / name
 

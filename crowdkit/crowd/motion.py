@@ -3,7 +3,7 @@
 :func:`plan_motion` gives every person's position, head yaw and roll and the
 photo shown in each frame (:class:`Motion`); :func:`plan_cameras` flies the drone
 so the crowd-centre face grows from ``min_face_height`` to ``max_face_height``
-pixels (:func:`face_height_schedule`) while it homes in on the subject.
+pixels (:func:`face_height_schedule`) while it homes in on the people to find.
 """
 from __future__ import annotations
 
@@ -43,6 +43,30 @@ def _formation(n: int, dx: float, dz: float, stagger: float, jitter: float, rng:
     return points[rng.permutation(n)]
 
 
+#: In a compact crowd, how much more a row back counts than a step sideways when the people to find are placed.
+ROW_WEIGHT = 3.0
+
+
+def _gather(points: np.ndarray, wanted: np.ndarray, rng: np.random.Generator, *, front_row: bool) -> np.ndarray:
+    """The same places, dealt again so the people ``wanted`` take the ones nearest where the drone aims (in random
+    order among themselves): the crowd's centre or, where heads hide the faces behind them (``front_row``),
+    the middle of its front row."""
+    k = int(wanted.sum())
+    anchor = [points[:, 0].mean(), points[:, 1].min() if front_row else points[:, 1].mean()]
+    offset = (points - anchor) * [1.0, ROW_WEIGHT if front_row else 1.0]
+    nearest = np.argsort(np.linalg.norm(offset, axis=1), kind="stable")
+    chosen, rest = nearest[:k][rng.permutation(k)], np.sort(nearest[k:])
+    placed = np.empty_like(points)
+    placed[wanted] = points[chosen]
+    placed[~wanted] = points[rest]
+    return placed
+
+
+def to_find(people: list[ScenePerson]) -> np.ndarray:
+    """bool (n_people,): the people to find (the subject and the co-subjects)."""
+    return np.array([p.role in ("subject", "member") for p in people])
+
+
 def plan_motion(spec: SceneSpec, people: list[ScenePerson], rng: np.random.Generator) -> Motion:
     n, frames = len(people), spec.n_frames
     t = np.arange(frames, dtype=float)[:, None] / spec.fps  # seconds, (T, 1)
@@ -54,6 +78,8 @@ def plan_motion(spec: SceneSpec, people: list[ScenePerson], rng: np.random.Gener
     spacing = {"compact": (0.46, 0.38, 0.10, 0.10)}.get(family, (1.0, 1.3, 0.5, 0.15))
     start = np.zeros((n, 2))
     start[crowd] = _formation(n_crowd, *spacing, rng)
+    if spec.subjects_together:
+        start[crowd] = _gather(start[crowd], to_find(people)[crowd], rng, front_row=family == "compact")
     phase = rng.uniform(0, 2 * math.pi, size=(n, 3))
     speed = {"compact": 0.7, "random": 0.3}.get(family, 1.0)
     x = np.repeat(start[None, :, 0], frames, axis=0) + 0.03 * np.sin(2 * math.pi * 0.9 * t + phase[:, 0])
@@ -163,8 +189,13 @@ def _smooth(values: np.ndarray, sigma: float) -> np.ndarray:
     return np.convolve(np.pad(values, radius, mode="edge"), kernel / kernel.sum(), mode="valid")
 
 
-def plan_cameras(spec: SceneSpec, motion: Motion, subject: int, rng: np.random.Generator) -> tuple[list[Camera], np.ndarray]:
-    """One camera per frame, and the 'far' factor per frame (1 at the far end, 0 at the near end)."""
+def plan_cameras(spec: SceneSpec, motion: Motion, followed: np.ndarray, rng: np.random.Generator
+                 ) -> tuple[list[Camera], np.ndarray]:
+    """One camera per frame, and the 'far' factor per frame (1 at the far end, 0 at the near end).
+
+    As the drone nears, it homes in on the people ``followed`` (indices or a bool mask: the subject, or with
+    ``subjects_together`` every person to find).
+    """
     heights = face_height_schedule(spec)
     far = (np.log(spec.max_face_height) - np.log(heights)) / (np.log(spec.max_face_height) - np.log(spec.min_face_height))
     focal = FOCAL_PX_PER_WIDTH * spec.width
@@ -172,10 +203,10 @@ def plan_cameras(spec: SceneSpec, motion: Motion, subject: int, rng: np.random.G
     crowd = motion.crowd
     progress = np.linspace(0, 1, spec.n_frames)
     ramp = np.clip((progress - 0.15) / 0.6, 0, 1)
-    follow = 0.85 * ramp * ramp * (3 - 2 * ramp)  # the operator homes in on the subject as the drone nears
-    target_x = (1 - follow) * motion.x[:, crowd].mean(axis=1) + follow * motion.x[:, subject]
+    follow = 0.85 * ramp * ramp * (3 - 2 * ramp)  # the operator homes in on the people to find as the drone nears
+    target_x = (1 - follow) * motion.x[:, crowd].mean(axis=1) + follow * motion.x[:, followed].mean(axis=1)
     target_x = _smooth(target_x, 3.0)  # a drone operator does not jerk the camera
-    target_z = motion.z[:, crowd].mean(axis=1)
+    target_z = (1 - follow) * motion.z[:, crowd].mean(axis=1) + follow * motion.z[:, followed].mean(axis=1)
     shake = np.stack([_smooth(rng.normal(0, 1, spec.n_frames), 4.0) for _ in range(2)], axis=1)
     shake = shake / max(float(np.abs(shake).max()), 1e-6) * spec.shake_px * (0.3 + 0.7 * far[:, None])
     cameras = []

@@ -80,6 +80,10 @@ class CrowdRunParams:
     crowd_size : int or None
         People in a simulated crowd, the members to find included (2–60; intruders come on top);
         None: 12–20, drawn from the seed.
+    subjects_together : bool
+        The people to find walk together in the middle of a simulated crowd (of its front row when it is
+        compact) and the drone homes in on them (True), or they stand anywhere in it and the drone follows
+        the subject alone.
     frame_stride : int
         Search every n-th frame.
     max_frames : int or None
@@ -115,6 +119,7 @@ class CrowdRunParams:
     matrix: str = "study"
     stand_in: bool = False
     crowd_size: int | None = None
+    subjects_together: bool = True
     frame_stride: int = DEFAULT_FRAME_STRIDE
     max_frames: int | None = DEFAULT_MAX_FRAMES
     detector: str = CROWD_DETECTOR
@@ -171,6 +176,8 @@ class CrowdRunParams:
                                             or not isinstance(self.crowd_size, (int, np.integer))
                                             or not 2 <= self.crowd_size <= 60):
             raise _bad(f"crowd_size must be None or an integer from 2 to 60, got {self.crowd_size!r}")
+        if not isinstance(self.subjects_together, (bool, np.bool_)):
+            raise _bad(f"subjects_together must be True or False, got {self.subjects_together!r}")
         if self.calibration_pairs is not None and (isinstance(self.calibration_pairs, bool)
                                                    or int(self.calibration_pairs) < 20):
             raise _bad(f"calibration_pairs must be None or an integer ≥ 20 (2 per fold), got {self.calibration_pairs!r}")

@@ -18,7 +18,7 @@ from crowdkit.common.io import show_progress
 from crowdkit.common.exceptions import VideoWriteError
 from crowdkit.crowd.annotations import Box
 from crowdkit.crowd.costume import SPRITE_FACE_PX, Costume, Sprite, place_sprite, sand_texture
-from crowdkit.crowd.motion import Camera, Motion, face_height_schedule, plan_cameras
+from crowdkit.crowd.motion import Camera, Motion, face_height_schedule, plan_cameras, to_find
 from crowdkit.crowd.scene import FACE_M, ScenePerson, SceneSpec
 
 #: Metres of ground per pixel of the sand texture.
@@ -188,7 +188,8 @@ def render_video(spec: SceneSpec, people: list[ScenePerson], motion: Motion, rng
     costume = Costume(face_opening=spec.face_opening)
     heads = _Heads(costume, [[read_image(p) for p in person.photos] for person in people], spec.masked)
     subject = next(i for i, p in enumerate(people) if p.role == "subject")
-    cameras, far = plan_cameras(spec, motion, subject, rng)
+    followed = to_find(people) if spec.subjects_together else np.array([subject])
+    cameras, far = plan_cameras(spec, motion, followed, rng)
     texture = sand_texture(rng)
     blur_angle = rng.uniform(0, 180) + np.cumsum(rng.normal(0, 2.0, spec.n_frames))
     size = (spec.width, spec.height)

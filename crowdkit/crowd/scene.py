@@ -19,6 +19,9 @@ from crowdkit.common.exceptions import ConfigError, DataNotFoundError
 
 #: The study's challenges, in its order.
 CHALLENGES = ("normal", "compact", "intruder", "random", "mask1", "mask2")
+#: The simulator's drawing of a spec: bumped whenever the same spec would give a different scene, so scenes
+#: cached by an earlier version are rendered again (2: the people to find walk together, the drone follows them).
+SCENE_VERSION = 2
 #: Face height in metres: the visible oval, chin to the edge of the headdress.
 FACE_M = 0.17
 #: Height of the face centre above the ground, in metres (varied ±4 cm per person).
@@ -74,6 +77,11 @@ class SceneSpec:
     co_subjects : tuple of str
         Further LFW identities to be found in the same scene (the other members who ran
         this challenge); each walks in the crowd and has its own held-out query photos.
+    subjects_together : bool
+        The people to find walk together in the middle of the crowd (of its front row in a
+        ``compact`` crowd, where heads hide the faces behind them) and the drone homes in on them
+        as a group; False: they stand anywhere, like everyone else, and the drone homes in on the
+        subject alone.
     """
 
     member: str
@@ -97,6 +105,7 @@ class SceneSpec:
     photos_per_person: int = 5
     subject: str | None = None
     co_subjects: tuple[str, ...] = ()
+    subjects_together: bool = True
 
     def __post_init__(self) -> None:
         def bad(what: str) -> ConfigError:
@@ -169,7 +178,7 @@ class ScenePerson:
 
     track_id: int
     identity: str
-    role: str  # "subject", "crowd" or "intruder"
+    role: str  # "subject", "member" (a co-subject), "crowd" or "intruder"
     photos: tuple[Path, ...]
 
 # --------------------------------------------------------------------------- choosing people

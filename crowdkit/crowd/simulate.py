@@ -21,7 +21,13 @@ What a scene holds
   in the video: the most frontal one (``query_front.jpg``, the photo with the
   highest left-right mirror symmetry of the face) and the most turned one
   (``query_side.jpg``, see :func:`choose_query_photos`). The mask challenges add ``query_masked.jpg``: the
-  frontal photo with the crowd's mask drawn on it.
+  frontal photo with the crowd's mask drawn on it. The people to find walk together in
+  the middle of the crowd (of its front row in a ``compact`` crowd, where
+  heads hide the faces behind) and the drone homes in on them as a group
+  (``subjects_together``), as a team filming its own members would: placed
+  anywhere among 24 people, with the drone homing in on one of them, the
+  others were detected 7-195 times in 1,000-1,600 frames, against the
+  study's 226-834 subject detections per run.
 * **Uniform appearance.** Everyone wears the same white robe and the same
   white headdress (a ghutra-like hood with a dark cord) that covers hair and
   ears. The face photo is cropped to an oval from the chin to mid-forehead and
@@ -87,7 +93,7 @@ from typing import Any
 import numpy as np
 
 from crowdkit.common.exceptions import ConfigError, CrowdkitError
-from crowdkit.crowd.scene import ScenePerson, SceneSpec
+from crowdkit.crowd.scene import SCENE_VERSION, ScenePerson, SceneSpec
 
 log = logging.getLogger(__name__)
 
@@ -161,9 +167,15 @@ def _existing_scene(spec: SceneSpec, out_dir: Path, overwrite: bool) -> SceneRes
         return None
     if manifest_path.is_file():
         existing = json.loads(manifest_path.read_text(encoding="utf-8"))
-        if existing.get("spec") == spec.to_dict() and all((out_dir / f).is_file() for f in existing.get("files", {})):
+        same_spec = existing.get("spec") == spec.to_dict()
+        if (same_spec and existing.get("scene_version") == SCENE_VERSION
+                and all((out_dir / f).is_file() for f in existing.get("files", {}))):
             log.info("%s already holds this scene; not rendering again", out_dir)
             return _load_result(out_dir, existing)
+        if same_spec and existing.get("scene_version") != SCENE_VERSION:
+            raise ConfigError(f"{out_dir} holds this scene as an earlier simulator drew it (scene version "
+                              f"{existing.get('scene_version', 1)}, now {SCENE_VERSION}); pass overwrite=True "
+                              "(CLI: --overwrite) to render it again, or choose another folder")
     if any(out_dir.iterdir()):
         raise ConfigError(f"{out_dir} exists and holds something other than this scene; "
                           "choose another folder or pass overwrite=True (CLI: --overwrite)")
@@ -232,6 +244,7 @@ def _manifest(folder: Path, spec: SceneSpec, people: list[ScenePerson], query_fi
     return {
         "crowdkit_version": __version__,
         "generator": "crowdkit.crowd.simulate",
+        "scene_version": SCENE_VERSION,
         "spec": spec.to_dict(),
         "seed": spec.seed,
         "subject": next(p.identity for p in people if p.role == "subject"),

@@ -19,6 +19,7 @@ MEMBER = "Colin_Powell"
     ({"challenge": "normal", "crowd_size": 61}, ConfigError),
     ({"challenge": "normal", "crowd_size": True}, ConfigError),
     ({"challenge": "normal", "crowd_size": "many"}, ConfigError),
+    ({"challenge": "normal", "subjects_together": "yes"}, ConfigError),
 ])
 def test_bad_parameters_are_refused(kwargs, error):
     with pytest.raises(error):
@@ -62,3 +63,5 @@ def test_crowd_size_sets_the_simulated_crowd():
 
     assert scene_spec(CrowdRunParams(member="Peter", challenge="normal", crowd_size=30)).n_people == 30
     assert scene_spec(CrowdRunParams(member="Peter", challenge="normal")).n_people is None
+    assert scene_spec(CrowdRunParams(member="Peter", challenge="normal")).subjects_together
+    assert not scene_spec(CrowdRunParams(member="Peter", challenge="normal", subjects_together=False)).subjects_together

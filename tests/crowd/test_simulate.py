@@ -179,6 +179,17 @@ def test_existing_scene_is_reused_and_a_different_one_refused(normal):
         generate_scene(other, normal.folder)
 
 
+def test_a_scene_drawn_by_an_earlier_simulator_is_not_reused(normal, monkeypatch):
+    from crowdkit.crowd import inputs, simulate
+
+    before = inputs.scene_folder(normal.spec)
+    monkeypatch.setattr(crowd_scene, "SCENE_VERSION", crowd_scene.SCENE_VERSION + 1)
+    monkeypatch.setattr(simulate, "SCENE_VERSION", crowd_scene.SCENE_VERSION)
+    assert inputs.scene_folder(normal.spec) != before  # the run cache renders it again, elsewhere
+    with pytest.raises(ConfigError, match="earlier simulator drew it.*overwrite"):
+        generate_scene(normal.spec, normal.folder)
+
+
 def test_interrupted_generation_leaves_nothing(tmp_path, monkeypatch):
     calls = []
 
@@ -250,6 +261,41 @@ def test_intruders_are_extra_tracks(tmp_path):
     roles = [p["role"] for p in _manifest(scene)["people"]]
     assert roles.count("intruder") == 3 and roles.count("subject") == 1
     assert len(read_cvat(scene.annotations_xml).tracks) == 13
+
+
+def _placed(challenge: str, seed: int, together: bool):
+    """Frame 0's (x, z) of 24 people, of whom the 11th to 13th are the people to find."""
+    from crowdkit.crowd.motion import plan_motion
+    from crowdkit.crowd.scene import ScenePerson
+
+    roles = ["crowd"] * 10 + ["subject", "member", "member"] + ["crowd"] * 11
+    people = [ScenePerson(i + 1, f"p{i}", role, (Path("x.jpg"),)) for i, role in enumerate(roles)]
+    spec = SceneSpec(member="t", challenge=challenge, seed=seed, n_frames=2, subjects_together=together)
+    motion = plan_motion(spec, people, np.random.default_rng(seed))
+    return np.stack([motion.x[0], motion.z[0]], axis=1)
+
+
+TO_FIND = {10, 11, 12}
+
+
+@pytest.mark.parametrize("seed", range(6))
+def test_the_people_to_find_walk_together_in_the_middle(seed):
+    together, anywhere = _placed("normal", seed, True), _placed("normal", seed, False)
+    assert sorted(together[:, 1]) == pytest.approx(sorted(anywhere[:, 1]))  # the same places, dealt differently
+    nearest_centre = lambda xz: set(np.argsort(np.linalg.norm(xz - xz.mean(axis=0), axis=1))[:3])  # noqa: E731
+    assert nearest_centre(together) == TO_FIND
+    assert nearest_centre(anywhere) != TO_FIND
+
+
+@pytest.mark.parametrize("seed", range(6))
+def test_in_a_compact_crowd_they_walk_in_the_front_row(seed):
+    together, anywhere = _placed("compact", seed, True), _placed("compact", seed, False)
+    front_row = lambda xz: set(np.argsort(xz[:, 1])[:7])  # noqa: E731 - 24 people stand 7 to a row
+    assert TO_FIND <= front_row(together)
+    assert not TO_FIND <= front_row(anywhere)
+    row = together[list(front_row(together))]
+    centre = row[:, 0].mean()
+    assert np.abs(together[list(TO_FIND), 0] - centre).mean() < np.abs(row[:, 0] - centre).mean()
 
 
 # --------------------------------------------------------------------------- a real detector
