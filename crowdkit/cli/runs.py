@@ -62,10 +62,17 @@ def _overrides(args) -> dict:
 
 
 def _interruptible() -> None:
-    """Ctrl-C stops a run even when the shell started crowdkit with SIGINT ignored (a background job)."""
+    """Ctrl-C stops a run even when the shell started crowdkit with SIGINT ignored (a background job), and so
+    does ``kill`` (SIGTERM, e.g. from a CI timeout): both stop the kernels and keep what finished. Left to its
+    default, SIGTERM ended this process alone and its kernels ran on."""
     import signal
 
     signal.signal(signal.SIGINT, signal.default_int_handler)
+    signal.signal(signal.SIGTERM, _terminate_as_interrupt)
+
+
+def _terminate_as_interrupt(signum, frame) -> None:
+    raise KeyboardInterrupt
 
 
 def _quiet_papermill(args) -> None:

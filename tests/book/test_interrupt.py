@@ -1,4 +1,4 @@
-"""Ctrl-C during ``crowdkit run``: the kernels stop within seconds, and the output says what was kept."""
+"""Ctrl-C (or kill) during ``crowdkit run``: the kernels stop within seconds, and the output says what was kept."""
 from __future__ import annotations
 
 import json
@@ -49,8 +49,8 @@ def make_project(root: Path) -> Path:
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("jobs", [1, 2])
-def test_ctrl_c_stops_the_kernels_and_says_what_was_kept(tmp_path, jobs):
+@pytest.mark.parametrize("jobs, stop", [(1, signal.SIGINT), (2, signal.SIGINT), (2, signal.SIGTERM)])
+def test_ctrl_c_stops_the_kernels_and_says_what_was_kept(tmp_path, jobs, stop):
     plan = make_project(tmp_path)
     crowdkit = Path(sys.executable).with_name("crowdkit")
     process = subprocess.Popen([str(crowdkit), "run", str(plan), "--jobs", str(jobs)], cwd=tmp_path,
@@ -62,7 +62,7 @@ def test_ctrl_c_stops_the_kernels_and_says_what_was_kept(tmp_path, jobs):
     assert pid_file.is_file(), process.communicate()[1][-2000:]
     kernel = int(pid_file.read_text())
     sent = time.monotonic()
-    process.send_signal(signal.SIGINT)
+    process.send_signal(stop)
     _, stderr = process.communicate(timeout=30)
     stopped_after = time.monotonic() - sent
     assert process.returncode == 130, stderr[-2000:]
