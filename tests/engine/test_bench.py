@@ -46,9 +46,11 @@ def test_report_prints_the_extraction_and_the_warm_floor():
         images=990, faces_crowdkit=990, faces_deepface=990, detector="opencv",
         deepface_cold_s=136.0, deepface_warm_s=0.28, crowdkit_cold_s=54.0, crowdkit_warm_s=0.12,
         bare_inference_s=52.0, cores_used=2, max_abs_delta_distance=1e-7, agreement=1.0, threshold=0.07,
-        photos=1000, extract_s=40.0, floor_s=0.1, gflop_per_face=0.5, peak_gflops_per_core=100.0, peak_note="n",
+        photos=1000, extract_s=40.0, floor_s=0.1, floor_detect_s=0.08, gflop_per_face=0.5, peak_gflops_per_core=100.0,
+        peak_note="n",
     )
     report = result.report()
+    assert "the new query photo's detection 0.080 s and one dlib forward pass on its chip 0.020 s, 0.100 s in all" in report
     assert "990 face crops extracted from 1000 LFW photos" in report
     assert re.search(r"extraction .* 40\.00 s", report)
     assert "best possible warm speedup = deepface warm / floor = 2.80x" in report
