@@ -35,13 +35,14 @@ def _worker_init(threads: int) -> None:
     and give their kernels a share of the CPUs. Left alone, every library sizes its thread pool to all the
     cores: on 2 cores, two processes running MTCNN at once took 3.0 s per frame each with 2 threads, and
     0.32-0.36 s with 1 (0.21 s for one process alone)."""
-    signal.signal(signal.SIGTERM, _raise_keyboard_interrupt)
+    signal.signal(signal.SIGTERM, raise_keyboard_interrupt)
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # the terminal's Ctrl-C: the parent decides and sends SIGTERM
     for name in THREAD_VARIABLES:
         os.environ.setdefault(name, str(threads))  # a value the user set wins
 
 
-def _raise_keyboard_interrupt(signum, frame) -> None:
+def raise_keyboard_interrupt(signum, frame) -> None:
+    """A signal handler that stops a build the way Ctrl-C does (kernels stopped, finished runs kept)."""
     raise KeyboardInterrupt
 
 @dataclass

@@ -67,12 +67,10 @@ def _interruptible() -> None:
     default, SIGTERM ended this process alone and its kernels ran on."""
     import signal
 
+    from crowdkit.book.scheduler import raise_keyboard_interrupt
+
     signal.signal(signal.SIGINT, signal.default_int_handler)
-    signal.signal(signal.SIGTERM, _terminate_as_interrupt)
-
-
-def _terminate_as_interrupt(signum, frame) -> None:
-    raise KeyboardInterrupt
+    signal.signal(signal.SIGTERM, raise_keyboard_interrupt)
 
 
 def _quiet_papermill(args) -> None:
