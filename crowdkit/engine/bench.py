@@ -328,18 +328,14 @@ def _time_bare_inference(gallery: FaceSet, query: FaceSet) -> tuple[float, _Timi
     logger.info("bare inference: dlib (torch) on %d chips", len(gallery))
     single = get_embedder("dlib")
     single.embed(gallery.chips[:1])  # load the model outside the timing
-    floors = []
-    for _ in range(5):
-        watch = Stopwatch()
-        single.embed(query.chips)
-        floors.append(watch.stop()[0])
+    floor = _median_seconds(lambda: single.embed(query.chips), repeats=5)
     watch = Stopwatch()
     bare = single.embed(gallery.chips)
     timing = _Timing(*watch.stop())
     if not np.allclose(bare, gallery.embeddings, atol=1e-4):
         logger.warning("the bare embeddings differ from the cached ones (max %.2e)",
                        float(np.max(np.abs(bare - gallery.embeddings))))
-    return float(np.median(floors)), timing
+    return floor, timing
 
 
 def _time_query_detection(photos: list[Path], detector: str) -> float:
@@ -348,13 +344,17 @@ def _time_query_detection(photos: list[Path], detector: str) -> float:
     from crowdkit.engine.backends import resolve_detector
 
     found = resolve_detector(detector)
+    images = [read_image(photo) for photo in photos]
+    return float(np.median([_median_seconds(lambda image=image: found.detect(image), repeats=3) for image in images]))
+
+
+def _median_seconds(call, *, repeats: int) -> float:
+    """Median wall seconds of ``call()`` over ``repeats`` calls."""
     times = []
-    for photo in photos:
-        image = read_image(photo)
-        for _ in range(3):
-            watch = Stopwatch()
-            found.detect(image)
-            times.append(watch.stop()[0])
+    for _ in range(repeats):
+        watch = Stopwatch()
+        call()
+        times.append(watch.stop()[0])
     return float(np.median(times))
 
 
