@@ -164,8 +164,9 @@ def _lfw_images(lfw_dir: Path, count: int) -> tuple:
     return [lfw_dir / name for name in images], pairs
 
 
-# dlib holds the GIL, so the reference runs in forked worker processes (one per core),
-# which inherit the models loaded into _DLIB.
+# dlib holds the GIL, so the reference runs in worker processes (one per core), each loading the
+# models into _DLIB once. They are spawned, not forked: a child forked from the test process, whose
+# torch and helper threads run, can inherit a lock held mid-operation (one pool hung that way in a full run).
 _DLIB: dict = {}
 
 
@@ -208,7 +209,7 @@ def lfw_reference(lfw_dir: Path, dat: Path, request, tmp_path_factory):
 
     pytest_cache = getattr(request.config, "cache", None)  # None under -p no:cacheprovider
     folder = pytest_cache.mkdir("crowdkit_dlib_resnet") if pytest_cache else tmp_path_factory.mktemp("dlib")
-    _dlib_worker(str(dat))  # forked workers inherit it
+    _dlib_worker(str(dat))  # this process needs the models too (the cached path)
     key = hashlib.sha256(dat.read_bytes() + _DLIB["dlib"].__version__.encode()).hexdigest()[:16]
     cache = Path(folder) / f"lfw_reference-{key}-{MIN_CHIPS}.npz"
     paths, pairs = _lfw_images(lfw_dir, MIN_CHIPS + 20)  # a few images have no face HOG finds
@@ -217,7 +218,8 @@ def lfw_reference(lfw_dir: Path, dat: Path, request, tmp_path_factory):
             kept, rects, reference = z["kept"], z["rects"], z["reference"]
         chips = np.stack([_chip(paths[k], tuple(r))[1] for k, r in zip(kept, rects)])
     else:
-        with multiprocessing.get_context("fork").Pool(min(2, os.cpu_count() or 1)) as pool:
+        with multiprocessing.get_context("spawn").Pool(min(2, os.cpu_count() or 1), initializer=_dlib_worker,
+                                                       initargs=(str(dat),)) as pool:
             found = pool.map(_chip, paths, chunksize=16)
             kept = np.array([k for k, (rect, _) in enumerate(found) if rect is not None])
             rects = np.array([found[k][0] for k in kept])
