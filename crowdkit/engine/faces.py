@@ -33,6 +33,7 @@ from crowdkit.engine.detection import Detector
 from crowdkit.engine.embedding import Embedder
 from crowdkit.engine.face_cache import FaceCache
 from crowdkit.engine.gallery import VIDEO_SUFFIXES, GallerySource, check_gallery, forget_file_hashes, read_photo
+from crowdkit.engine.listing import forget_listings
 from crowdkit.engine.manifest import forget_manifests
 from crowdkit.engine.match import check_metric, check_threshold, nearest, pairwise_distances
 from crowdkit.engine.pipeline import Face, FaceSet, detect_and_embed, embed_images, forget_galleries
@@ -218,6 +219,13 @@ def _matches_table(gallery_set: FaceSet, distances: np.ndarray, closest: np.ndar
     }, columns=list(FIND_COLUMNS))
 
 
+def _worth_warming_up(gallery: GallerySource, batch_size: int) -> bool:
+    """A folder, or a list of at least two batches: the search will embed enough to start workers early."""
+    if isinstance(gallery, (str, os.PathLike)):
+        return Path(gallery).is_dir()
+    return len(gallery) >= 2 * batch_size
+
+
 def find(
     queries: Sequence[str | os.PathLike] | str | os.PathLike,
     gallery: GallerySource,
@@ -259,8 +267,8 @@ def find(
         read_photo(query)
     embedder = resolve_embedder(model)
     threshold = threshold if given else default_threshold(embedder, metric)
-    if not isinstance(gallery, (str, os.PathLike)) and len(gallery) >= 2 * batch_size:
-        embedder.warm_up()  # the embedder's worker processes load their model while the query is detected
+    if _worth_warming_up(gallery, batch_size):
+        embedder.warm_up()  # the embedder's worker processes (if any) load their model while the query is detected
     detector = resolve_detector(detector)
     query_set = embed_queries(queries, detector=detector, embedder=embedder, on_many=on_many)
     gallery_set = detect_and_embed(
@@ -312,4 +320,5 @@ def forget() -> None:
     FaceCache.forget()
     forget_file_hashes()
     forget_galleries()
+    forget_listings()
     forget_manifests()

@@ -29,6 +29,7 @@ import numpy as np
 
 from crowdkit.common.exceptions import DataNotFoundError, EmptyGalleryError, ImageReadError
 from crowdkit.common.io import IMAGE_SUFFIXES, decode_image, sha256_bytes, sha256_file
+from crowdkit.engine.listing import list_folder
 from crowdkit.engine.video import iter_frames, video_info
 
 logger = logging.getLogger(__name__)
@@ -113,17 +114,9 @@ def is_video_source(sources: GallerySource) -> bool:
 
 
 def list_gallery_images(folder: Path) -> list[str]:
-    """Like :func:`crowdkit.common.io.list_images` (recursive, by suffix, same order) without a stat per file."""
-    found: list[str] = []
-    pending = [str(folder)]
-    while pending:
-        with os.scandir(pending.pop()) as entries:
-            for entry in entries:
-                if entry.is_dir():
-                    pending.append(entry.path)
-                elif os.path.splitext(entry.name)[1].lower() in IMAGE_SUFFIXES and entry.is_file():
-                    found.append(entry.path)
-    return sorted(found, key=lambda p: p.split(os.sep))
+    """Like :func:`crowdkit.common.io.list_images` (recursive, by suffix, same order), from
+    :func:`crowdkit.engine.listing.list_folder` (remembered while the folders are unchanged)."""
+    return list(list_folder(folder))
 
 
 def gallery_paths(gallery: GallerySource) -> list[str | os.PathLike]:
@@ -151,12 +144,14 @@ def check_gallery(gallery: GallerySource) -> str | os.PathLike | list[str | os.P
     """Fail early, without loading a model, for a missing or empty gallery or an undecodable video.
 
     Returns the gallery in the form :func:`crowdkit.engine.pipeline.detect_and_embed`
-    reads fastest: the list of image paths for a folder, the video path for a video.
+    reads fastest: the folder or video path as given (a folder's listing is
+    remembered), the list of paths for a list.
     """
     if is_video_source(gallery):
         video_info(gallery)
         return gallery
-    return gallery_paths(gallery)
+    paths = gallery_paths(gallery)
+    return gallery if isinstance(gallery, (str, os.PathLike)) else paths
 
 
 def _video_images(path: Path, *, stride: int) -> tuple[int, Iterator[GalleryImage]]:

@@ -24,7 +24,7 @@ from collections import deque
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import Any, Iterable
+from typing import Any, Iterable, Iterator
 
 import numpy as np
 
@@ -42,8 +42,8 @@ from crowdkit.engine.gallery import (
     file_signature,
     is_video,
     iter_gallery,
-    list_gallery_images,
 )
+from crowdkit.engine.listing import list_folder
 from crowdkit.engine.manifest import manifest_signatures, recorded_detections
 from crowdkit.common.io import show_progress
 
@@ -147,13 +147,18 @@ def _detect_and_align(chunk: list[GalleryImage], *, detector: Detector, template
     return _Batch(chunk, detections, embeddings, aligned, to_embed)
 
 
-def _submit(batch: _Batch, pool: ThreadPoolExecutor, embedder: Embedder, return_chips: bool) -> None:
-    """Stage 2's start: hand the batch's new chips to the embedder on a helper thread."""
+def _submit(batch: _Batch, pool: ThreadPoolExecutor | None, embedder: Embedder, return_chips: bool) -> None:
+    """Stage 2's start: hand the batch's new chips to the embedder on a helper thread (``pool``), or embed
+    them on this thread when ``pool`` is None."""
     if batch.to_embed:
         stack = np.stack([chip for i in batch.to_embed for chip in batch.aligned[i]])
         if not return_chips:
             batch.aligned = {}  # the stack holds them; free the per-image copies
-        batch.pending = pool.submit(embedder.embed, stack)
+        if pool is not None:
+            batch.pending = pool.submit(embedder.embed, stack)
+        else:
+            batch.pending = Future()
+            batch.pending.set_result(embedder.embed(stack))
 
 
 def _finish_batch(batch: _Batch, cache: FaceCache) -> None:
@@ -199,6 +204,19 @@ class _FaceCollector:
         return FaceSet(faces=self.faces, embeddings=embeddings, chips=chips, images=self.images)
 
 
+def _marking_last(items: Iterable[Any]) -> Iterator[tuple[Any, bool]]:
+    """``(item, is_last)`` for each of ``items``, read one ahead."""
+    iterator = iter(items)
+    try:
+        current = next(iterator)
+    except StopIteration:
+        return
+    for following in iterator:
+        yield current, False
+        current = following
+    yield current, True
+
+
 def embed_images(
     images: Iterable[GalleryImage],
     *,
@@ -215,7 +233,11 @@ def embed_images(
     While the embedder (its own worker processes) embeds earlier batches from
     helper threads, this thread reads, detects and aligns the next one. Up to
     ``embedder.max_in_flight`` batches are handed to the embedder at once, so
-    its workers always have queued work (no idle gap between batches).
+    its workers always have queued work (no idle gap between batches). The
+    last batch (the only one, for a query photo) is embedded on this thread:
+    nothing is left to overlap it with, and torch runs a small batch on the
+    thread that made its intra-op thread team at about half the time it takes
+    from a helper thread (1 chip: 4.7 against 11.4 ms here).
     ``progress`` is a tqdm bar (or None); ``recorded`` maps content keys to
     detections read from a face manifest.
     """
@@ -224,10 +246,13 @@ def embed_images(
     waiting: deque[_Batch] = deque()
     with ThreadPoolExecutor(max_workers=in_flight, thread_name_prefix="crowdkit-embed") as pool:
         try:
-            for chunk in chunks(images, batch_size):
+            for chunk, last in _marking_last(chunks(images, batch_size)):
                 batch = _detect_and_align(chunk, detector=detector, template=embedder.template, cache=cache,
                                           return_chips=return_chips, recorded=recorded)
-                _submit(batch, pool, embedder, return_chips)
+                if last:  # nothing left to overlap with: finish the others, then embed this one right here
+                    while waiting:
+                        collector.collect(waiting.popleft())
+                _submit(batch, None if last else pool, embedder, return_chips)
                 waiting.append(batch)
                 while len(waiting) > in_flight or (waiting and waiting[0].pending is None):
                     collector.collect(waiting.popleft())
@@ -254,20 +279,17 @@ _GALLERY_LIMIT = 4
 def _gallery_signature(sources: GallerySource, stride: int) -> tuple | None:
     """Every gallery file's (path, size, mtime_ns, inode), or None where that cannot tell a change (video, errors)."""
     try:
-        if isinstance(sources, (str, os.PathLike)):
-            if Path(sources).is_dir():
-                paths: Iterable[str | os.PathLike] = list_gallery_images(Path(sources))
-                listing: tuple = (os.fspath(sources),)
-            elif is_video(sources):
-                return None
-            else:
-                paths, listing = [sources], ()
-        else:
-            paths, listing = list(sources), ()
+        if isinstance(sources, (str, os.PathLike)) and Path(sources).is_dir():
+            # a folder's images may be described by a manifest in it or above it (manifest.recorded_detections)
+            rows = [file_signature(path) for path in list_folder(sources)]
+            return ((os.fspath(sources),), stride, tuple(rows), manifest_signatures([os.fspath(sources)]))
+        if isinstance(sources, (str, os.PathLike)) and is_video(sources):
+            return None
+        paths = [sources] if isinstance(sources, (str, os.PathLike)) else list(sources)
         rows = [file_signature(path) for path in paths]
     except OSError:
         return None
-    return (listing, stride, tuple(rows), manifest_signatures({os.path.dirname(row[0]) for row in rows}))
+    return ((), stride, tuple(rows), manifest_signatures({os.path.dirname(row[0]) for row in rows}))
 
 
 def _remember_gallery(memo_key: tuple, result: FaceSet) -> None:

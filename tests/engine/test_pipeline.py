@@ -62,3 +62,25 @@ def test_a_second_search_in_the_same_process_still_skips_the_unreadable_file(iso
     for _ in range(2):
         result = detect_and_embed(gallery, detector=detector, embedder=embedder, progress=False)
         assert result.images == 1 and len(result.skipped) == 1
+
+
+def test_batches_overlap_on_helper_threads_and_the_last_is_embedded_on_the_calling_thread(
+        isolated_home, detector, embedder, train_dir, monkeypatch):
+    import threading
+
+    together = detect_and_embed(train_dir, detector=detector, embedder=embedder, progress=False)
+    forget()
+    threads = []
+    real_embed = embedder.embed
+
+    def recording(chips):
+        threads.append(threading.current_thread())
+        return real_embed(chips)
+
+    monkeypatch.setattr(embedder, "embed", recording)
+    shutil.rmtree(isolated_home / "cache")
+    one_by_one = detect_and_embed(train_dir, detector=detector, embedder=embedder, batch_size=1, progress=False)
+    assert len(threads) == together.images  # one photo a batch, each with a face
+    assert threads[-1] is threading.main_thread()
+    assert all(thread is not threading.main_thread() for thread in threads[:-1])
+    np.testing.assert_allclose(one_by_one.embeddings, together.embeddings, atol=1e-5)
