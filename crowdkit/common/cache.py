@@ -19,6 +19,7 @@ safe to delete.
 from __future__ import annotations
 
 import hashlib
+import io
 import logging
 import os
 import re
@@ -30,7 +31,7 @@ from typing import Mapping
 import numpy as np
 
 from crowdkit.common import config
-from crowdkit.common.io import atomic_path
+from crowdkit.common.io import atomic_path, write_bytes_atomic
 
 logger = logging.getLogger(__name__)
 
@@ -65,16 +66,19 @@ class ArrayCache:
     def __init__(self, location: str | os.PathLike, *, namespace: str = "") -> None:
         self._location = location
         self.namespace = namespace
+        self._subfolder = digest(namespace)[:16] if namespace else "default"
+        named = isinstance(location, str) and os.sep not in location and "/" not in location
+        self._fixed = None if named else os.path.join(os.path.expanduser(os.fspath(location)), self._subfolder)
 
     @property
     def folder(self) -> Path:
-        """This namespace's folder (resolved when used, so ``CROWDKIT_HOME`` is read late)."""
-        location = self._location
-        if isinstance(location, str) and os.sep not in location and "/" not in location:
-            base = config.cache_dir(location)
-        else:
-            base = Path(location).expanduser()
-        return base / (digest(self.namespace)[:16] if self.namespace else "default")
+        """This namespace's folder (a cache *name* is resolved when used, so ``CROWDKIT_HOME`` is read late)."""
+        return Path(self._folder_name())
+
+    def _folder_name(self) -> str:
+        if self._fixed is not None:
+            return self._fixed
+        return os.path.join(config.cache_dir(self._location), self._subfolder)
 
     @staticmethod
     def key(*parts: bytes | str) -> str:
@@ -83,12 +87,15 @@ class ArrayCache:
 
     def path(self, key: str) -> Path:
         """The file an entry lives in (two-level fan-out, like git's objects)."""
+        return Path(self._path_name(key))
+
+    def _path_name(self, key: str) -> str:
         name = key if _SAFE_KEY.match(key) else digest(key)
-        return self.folder / name[:2] / f"{name}.npz"
+        return os.path.join(self._folder_name(), name[:2], f"{name}.npz")
 
     def get(self, key: str) -> dict[str, np.ndarray] | None:
         """The arrays stored under ``key``, or None when missing or unreadable."""
-        path = self.path(key)
+        path = self._path_name(key)
         try:
             with np.load(path, allow_pickle=False) as data:
                 return {name: data[name] for name in data.files}
@@ -105,11 +112,11 @@ class ArrayCache:
         for name, value in arrays.items():
             if value.dtype == object:
                 raise TypeError(f"cache array {name!r} has dtype object; only numeric/string arrays are stored")
-        path = self.path(key)
-        with atomic_path(path) as tmp:
-            with open(tmp, "wb") as handle:
-                np.savez(handle, **arrays)
-        return path
+        path = self._path_name(key)
+        buffer = io.BytesIO()
+        np.savez(buffer, **arrays)
+        write_bytes_atomic(path, buffer.getvalue())
+        return Path(path)
 
     def __contains__(self, key: str) -> bool:
         return self.path(key).is_file()

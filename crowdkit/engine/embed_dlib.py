@@ -44,7 +44,7 @@ class DlibEmbedder(Embedder):
     default_metric = "cosine"
     thresholds = DLIB_THRESHOLDS
 
-    def __init__(self, *, threads: int | None = None, batch_size: int = 64) -> None:
+    def __init__(self, *, threads: int | None = None, batch_size: int = 32) -> None:
         from crowdkit.engine.dlib_resnet import load_dlib_resnet
 
         if threads is not None and int(threads) < 1:

@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import logging
 import os
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Sequence
@@ -36,7 +37,7 @@ from crowdkit.engine.gallery import VIDEO_SUFFIXES, GallerySource, check_gallery
 from crowdkit.engine.listing import forget_listings
 from crowdkit.engine.manifest import forget_manifests
 from crowdkit.engine.match import check_metric, check_threshold, nearest, pairwise_distances
-from crowdkit.engine.pipeline import Face, FaceSet, detect_and_embed, embed_images, forget_galleries
+from crowdkit.engine.pipeline import Face, FaceSet, detect_and_embed, embed_images, forget_galleries, remembered_gallery
 
 if TYPE_CHECKING:  # pragma: no cover
     import pandas as pd
@@ -219,6 +220,21 @@ def _matches_table(gallery_set: FaceSet, distances: np.ndarray, closest: np.ndar
     }, columns=list(FIND_COLUMNS))
 
 
+def _embed_both(queries: Sequence[str | os.PathLike], gallery: GallerySource, *, detector: Detector,
+                embedder: Embedder, on_many: str, stride: int, batch_size: int, progress: bool) -> tuple[FaceSet, FaceSet]:
+    """The query photos' faces and the gallery's. Whether the gallery is one this process searched before,
+    unchanged (a stat per file), is checked on a helper thread while the query photos are embedded."""
+    with ThreadPoolExecutor(max_workers=1, thread_name_prefix="crowdkit-gallery-check") as pool:
+        remembered = pool.submit(remembered_gallery, gallery, detector=detector, embedder=embedder, stride=stride)
+        query_set = embed_queries(queries, detector=detector, embedder=embedder, on_many=on_many)
+        gallery_set = remembered.result()
+    if gallery_set is None:
+        gallery_set = detect_and_embed(
+            gallery, detector=detector, embedder=embedder, stride=stride, batch_size=batch_size, progress=progress
+        )
+    return query_set, gallery_set
+
+
 def _worth_warming_up(gallery: GallerySource, batch_size: int) -> bool:
     """A folder, or a list of at least two batches: the search will embed enough to start workers early."""
     if isinstance(gallery, (str, os.PathLike)):
@@ -270,10 +286,8 @@ def find(
     if _worth_warming_up(gallery, batch_size):
         embedder.warm_up()  # the embedder's worker processes (if any) load their model while the query is detected
     detector = resolve_detector(detector)
-    query_set = embed_queries(queries, detector=detector, embedder=embedder, on_many=on_many)
-    gallery_set = detect_and_embed(
-        gallery, detector=detector, embedder=embedder, stride=stride, batch_size=batch_size, progress=progress
-    )
+    query_set, gallery_set = _embed_both(queries, gallery, detector=detector, embedder=embedder, on_many=on_many,
+                                         stride=stride, batch_size=batch_size, progress=progress)
     distances, closest = nearest(query_set.embeddings, gallery_set.embeddings, metric=metric)
     return FindResult(
         matches=_matches_table(gallery_set, distances, closest, queries, threshold),

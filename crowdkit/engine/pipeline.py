@@ -292,6 +292,24 @@ def _gallery_signature(sources: GallerySource, stride: int) -> tuple | None:
     return ((), stride, tuple(rows), manifest_signatures({os.path.dirname(row[0]) for row in rows}))
 
 
+def _gallery_memo_key(sources: GallerySource, detector: Detector, embedder: Embedder, stride: int) -> tuple | None:
+    signature = _gallery_signature(sources, stride)
+    return None if signature is None else (detector.cache_id, embedder.cache_id, signature)
+
+
+def _remembered(memo_key: tuple) -> FaceSet:
+    logger.debug("gallery unchanged since the last search in this process: %d face(s)", len(_GALLERIES[memo_key]))
+    return replace(_GALLERIES[memo_key], faces=list(_GALLERIES[memo_key].faces))  # the caller may change its list
+
+
+def remembered_gallery(sources: GallerySource, *, detector: Detector, embedder: Embedder,
+                       stride: int = 1) -> FaceSet | None:
+    """What :func:`detect_and_embed` would return for an unchanged gallery searched before in this process, or
+    None (never searched, changed since, or a video). Only stats files: safe to run beside other work."""
+    memo_key = _gallery_memo_key(sources, detector, embedder, stride)
+    return _remembered(memo_key) if memo_key in _GALLERIES else None
+
+
 def _remember_gallery(memo_key: tuple, result: FaceSet) -> None:
     result.embeddings.setflags(write=False)
     if len(_GALLERIES) >= _GALLERY_LIMIT:
@@ -356,11 +374,9 @@ def detect_and_embed(
         raise ConfigError(f"stride must be ≥ 1, got {stride}")
     detector = resolve_detector(detector)
     embedder = resolve_embedder(embedder)
-    signature = None if return_chips else _gallery_signature(sources, stride)
-    memo_key = None if signature is None else (detector.cache_id, embedder.cache_id, signature)
+    memo_key = None if return_chips else _gallery_memo_key(sources, detector, embedder, stride)
     if memo_key in _GALLERIES:
-        logger.debug("gallery unchanged since the last search in this process: %d face(s)", len(_GALLERIES[memo_key]))
-        return replace(_GALLERIES[memo_key], faces=list(_GALLERIES[memo_key].faces))  # the caller may change its list
+        return _remembered(memo_key)
     cache = FaceCache(detector, embedder)
     skipped: list[str] = []
     total, images = iter_gallery(sources, stride=stride, skipped=skipped)

@@ -4,7 +4,7 @@ import pytest
 from crowdkit.common import config
 from crowdkit.common.datacheck import check_data, read_checksums
 from crowdkit.common.exceptions import DataNotFoundError, UnknownBackendError
-from crowdkit.common.io import atomic_path
+from crowdkit.common.io import atomic_path, write_bytes_atomic
 from crowdkit.common.registry import Registry
 
 
@@ -62,3 +62,25 @@ def test_atomic_path_gives_normal_permissions(tmp_path):
     umask = os.umask(0)
     os.umask(umask)
     assert (tmp_path / "shared.txt").stat().st_mode & 0o777 == 0o666 & ~umask
+
+
+def test_write_bytes_atomic_creates_folders_replaces_and_gives_normal_permissions(tmp_path):
+    import os
+
+    target = tmp_path / "ab" / "cd" / "entry.npz"
+    write_bytes_atomic(target, b"first")
+    write_bytes_atomic(target, b"second")
+    assert target.read_bytes() == b"second"
+    umask = os.umask(0)
+    os.umask(umask)
+    assert target.stat().st_mode & 0o777 == 0o666 & ~umask
+    assert [p.name for p in target.parent.iterdir()] == ["entry.npz"]
+
+
+def test_write_bytes_atomic_leaves_the_old_file_and_no_part_file_on_failure(tmp_path):
+    target = tmp_path / "entry.npz"
+    write_bytes_atomic(target, b"old")
+    with pytest.raises(TypeError):
+        write_bytes_atomic(target, "text, not bytes")  # fails inside the write, after the .part file exists
+    assert target.read_bytes() == b"old"
+    assert [p.name for p in tmp_path.iterdir()] == ["entry.npz"]

@@ -164,3 +164,33 @@ def test_bad_options_fail_before_any_work(isolated_home, detector, embedder, tra
         faces.embed_query(obama_query, detector=detector, embedder=embedder, on_many="first")
     with pytest.raises(ConfigError, match="stride"):
         detect_and_embed(train_dir, detector=detector, embedder=embedder, stride=0)
+
+
+def test_a_remembered_gallery_is_searched_again_when_a_photo_is_added_or_rewritten_in_place(
+        isolated_home, detector, embedder, train_dir, obama_query, tmp_path, monkeypatch):
+    import os
+
+    from crowdkit.engine import listing
+
+    gallery = tmp_path / "gallery"
+    shutil.copytree(train_dir / "biden", gallery / "biden")
+    shutil.copytree(train_dir / "rose_leslie", gallery / "rose_leslie")
+    for folder in (gallery, gallery / "biden", gallery / "rose_leslie"):
+        os.utime(folder, (1e9, 1e9))  # a gallery copied long ago: its listing is remembered
+    monkeypatch.setattr(listing, "RACY_SECONDS", 0.0)
+    faces.forget()
+    first = faces.find([obama_query], gallery, detector=detector, model=embedder, progress=False).to_frame()
+    assert not first["decision"].any()
+
+    rose = sorted((gallery / "rose_leslie").glob("*.jp*g"))[0]
+    shutil.copyfile(sorted((train_dir / "obama").glob("*.jp*g"))[0], rose)  # same name, same folder times
+    for folder in (gallery, gallery / "rose_leslie"):
+        os.utime(folder, (1e9, 1e9))
+    rewritten = faces.find([obama_query], gallery, detector=detector, model=embedder, progress=False).to_frame()
+    assert rewritten.loc[rewritten["source"] == str(rose), "decision"].any()
+
+    added = gallery / "biden" / "obama_too.jpg"
+    shutil.copyfile(sorted((train_dir / "obama").glob("*.jp*g"))[-1], added)
+    again = faces.find([obama_query], gallery, detector=detector, model=embedder, progress=False).to_frame()
+    assert again.loc[again["source"] == str(added), "decision"].any()
+    assert len(again) > len(rewritten)
