@@ -51,6 +51,7 @@ def test_report_prints_the_extraction_and_the_warm_floor():
     )
     report = result.report()
     assert "the new query photo's detection 0.080 s and one dlib forward pass on its chip 0.020 s, 0.100 s in all" in report
+    assert "each step once per photo in turn, as a search runs them" in report
     assert "990 face crops extracted from 1000 LFW photos" in report
     assert re.search(r"extraction .* 40\.00 s", report)
     assert "best possible warm speedup = deepface warm / floor = 2.80x" in report
