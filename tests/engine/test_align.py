@@ -71,6 +71,24 @@ def test_similarity_transform_recovers_a_known_transform() -> None:
     np.testing.assert_allclose(matrix[:, 2], shift, atol=1e-9)
 
 
+def test_similarity_transform_is_the_least_squares_similarity_for_noisy_points() -> None:
+    """No nearby rotation, scale or shift fits real (noisy) landmarks better."""
+    rng = np.random.default_rng(3)
+    src = rng.uniform(30, 120, (5, 2))
+    dst = 0.8 * src[:, ::-1] + rng.normal(0, 3.0, (5, 2)) + 40  # a swap of axes: mirrored, then noise
+
+    def residual(a, b, tx, ty):
+        predicted = src @ np.array([[a, -b], [b, a]]).T + [tx, ty]
+        return float(((predicted - dst) ** 2).sum())
+
+    matrix = similarity_transform(src, dst)
+    a, b, tx, ty = matrix[0, 0], matrix[1, 0], matrix[0, 2], matrix[1, 2]
+    np.testing.assert_allclose(matrix[:, :2], [[a, -b], [b, a]])  # a rotation and a scale, no shear
+    best = residual(a, b, tx, ty)
+    for step in rng.normal(0, 1e-3, (200, 4)):
+        assert residual(a + step[0], b + step[1], tx + step[2], ty + step[3]) >= best
+
+
 def test_similarity_transform_never_mirrors() -> None:
     src = TEMPLATES["arcface"].points.astype(float)
     mirrored = src * [-1, 1]
