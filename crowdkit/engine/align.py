@@ -139,8 +139,8 @@ def similarity_transform(src: np.ndarray, dst: np.ndarray) -> np.ndarray:
     Least squares over the point pairs, without reflection (Umeyama 1991). In
     the plane that problem has a closed form: writing the centred points as
     complex numbers, the rotation and scale are the single complex factor
-    ``z = Σ conj(src) · dst / Σ |src|²`` (what Umeyama's SVD gives, at a tenth
-    of its cost per face).
+    ``z = Σ conj(src) · dst / Σ |src|²`` (what Umeyama's SVD gives, at half
+    its cost per face).
 
     Parameters
     ----------

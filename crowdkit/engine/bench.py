@@ -344,7 +344,8 @@ def _time_warm_floor(photos: list[Path], detector: str, rounds: int = 5) -> tupl
 
     The photos are taken in turn, ``rounds`` times: each detection runs after
     another photo's forward pass and each forward pass after a detection, as
-    in a search, not back to back on warm caches (that is 2-3 ms faster each).
+    in a search. Back to back on warm caches each step is faster, which would
+    put the floor below what any search of a new photo can reach.
     The detector is the Haar cascade deepface runs on them too.
     """
     from crowdkit.common.io import read_image
