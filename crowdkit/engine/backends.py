@@ -23,6 +23,7 @@ import numpy as np
 
 from crowdkit.common.exceptions import ConfigError, CrowdkitError
 from crowdkit.engine.detect import get_detector
+from crowdkit.engine.detect_dlib import forget_shape_predictors
 from crowdkit.engine.detection import Detection, Detector
 from crowdkit.engine.embed import get_embedder
 from crowdkit.engine.embedding import Embedder
@@ -54,9 +55,11 @@ def resolve_embedder(model: str | Embedder, **options: Any) -> Embedder:
 
 
 def forget_backends() -> None:
-    """Drop the detectors and embedders built by name in this process (the next use builds them again)."""
+    """Drop the detectors and embedders built by name in this process, and dlib's shape predictors they share
+    (the next use builds or loads them again)."""
     _detector_by_name.cache_clear()
     _embedder_by_name.cache_clear()
+    forget_shape_predictors()
 
 
 def default_threshold(embedder: Embedder, metric: str) -> float:

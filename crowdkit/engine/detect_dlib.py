@@ -18,6 +18,11 @@ from crowdkit.engine.detection import Detection, Detector, positive_int, same_si
 _PREDICTORS: dict[str, Any] = {}
 
 
+def forget_shape_predictors() -> None:
+    """Drop the shape predictors loaded in this process (the next landmarking loads them again)."""
+    _PREDICTORS.clear()
+
+
 def _shape_predictor(path: str) -> Any:
     """dlib's shape predictor in ``path``, loaded once per process, on first use."""
     if path not in _PREDICTORS:

@@ -247,3 +247,27 @@ def test_hog_style_box_offsets_hold_on_other_lfw_photos(lfw_dir):
         assert abs(measured[key] / YUNET_TO_HOG[key] - 1) < 0.05, (key, measured[key])
     x1, y1, x2, y2 = hog_style_box((100, 100, 200, 240))  # a tall YuNet box → a lower, square HOG box
     assert x2 - x1 == pytest.approx(y2 - y1) and (y1 + y2) / 2 > 170
+
+
+def test_forget_drops_the_shape_predictor_so_a_cold_search_loads_it_again(two_people: np.ndarray, monkeypatch) -> None:
+    import dlib
+
+    from crowdkit.engine.backends import resolve_detector
+    from crowdkit.engine.faces import forget
+
+    loads = []
+    real = dlib.shape_predictor
+
+    def counting(path):
+        loads.append(path)
+        return real(path)
+
+    monkeypatch.setattr(dlib, "shape_predictor", counting)
+    forget()
+    first = resolve_detector("opencv").detect(two_people)
+    resolve_detector("opencv").detect(two_people)
+    assert len(loads) == 1  # loaded once, on first use
+    forget()
+    again = resolve_detector("opencv").detect(two_people)
+    assert len(loads) == 2
+    np.testing.assert_allclose([d.landmarks for d in again], [d.landmarks for d in first])
