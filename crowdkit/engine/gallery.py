@@ -113,18 +113,12 @@ def is_video_source(sources: GallerySource) -> bool:
     return isinstance(sources, (str, os.PathLike)) and is_video(sources)
 
 
-def list_gallery_images(folder: Path) -> list[str]:
-    """Like :func:`crowdkit.common.io.list_images` (recursive, by suffix, same order), from
-    :func:`crowdkit.engine.listing.list_folder` (remembered while the folders are unchanged)."""
-    return list(list_folder(folder))
-
-
 def gallery_paths(gallery: GallerySource) -> list[str | os.PathLike]:
     """The image paths of a folder (sorted), a file or a list; raises for a missing or empty gallery."""
     if isinstance(gallery, (str, os.PathLike)):
         path = Path(gallery)
         if path.is_dir():
-            paths = list_gallery_images(path)
+            paths = list(list_folder(path))  # remembered while its folders are unchanged
             if not paths:
                 raise EmptyGalleryError(
                     f"gallery folder {path} holds no images (looked recursively for "
